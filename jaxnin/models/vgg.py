@@ -1,0 +1,55 @@
+"""VGG (Simonyan & Zisserman 2014) from seed 004's cfgs, with torchvision's classifier."""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxnin.models.layers import Conv, Dense, MaxPool, flatten
+
+# 'M' is MaxPool 2/2; a number is Conv3x3 pad 1 -> ReLU with that many channels.
+CONFIGS = {
+    "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+          512, 512, 512, "M"),
+    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+          512, 512, 512, 512, "M"),
+}
+
+
+class VGG(nn.Module):
+    """VGG-11/13/16/19 for configs A/B/D/E.
+
+    Attributes:
+      config: a key of CONFIGS.
+      num_classes: outputs of the last Dense.
+      dropout: after each hidden ReLU as torchvision does; 0 restores seed 004's head.
+      width_divisor: divides every conv's channels (d2l's slim VGG, for CPU-sized runs).
+      hidden: width of the two hidden Dense layers.
+      dtype: compute dtype; params stay float32 and the logits are returned in float32.
+    The first Dense takes whatever the features flatten to, so 224, 96 or 32 inputs all work.
+    """
+    config: str = "A"
+    num_classes: int = 10
+    dropout: float = 0.5
+    width_divisor: int = 1
+    hidden: int = 4096
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.astype(self.dtype)
+        for item in self._layers():
+            if item == "M":
+                x = MaxPool(2, 2)(x)
+            else:
+                x = nn.relu(Conv(item // self.width_divisor, (3, 3), padding=1,
+                                 dtype=self.dtype)(x))
+        x = flatten(x)
+        for _ in range(2):
+            x = nn.relu(Dense(self.hidden, dtype=self.dtype)(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+
+    def _layers(self):
+        if self.config not in CONFIGS:
+            raise ValueError(f"VGG config must be one of {sorted(CONFIGS)}, got {self.config!r}")
+        return CONFIGS[self.config]

@@ -1,0 +1,1 @@
+"""Human-facing output: model summaries, curves and logs."""
