@@ -1,0 +1,60 @@
+"""Where a run's per-epoch numbers go: console, progress bar, TensorBoard and history.json."""
+import json
+import os
+from pathlib import Path
+
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
+
+# TensorBoard tags, grouped as seed 002 does ("Loss" and "Acc" panels with train and test).
+SCALARS = {"Loss/train": "train_loss", "Loss/test": "test_loss", "Acc/train": "train_acc",
+           "Acc/test": "test_acc", "lr": "lr", "examples_per_s": "examples_per_s"}
+
+
+class RunLog:
+    """Records each epoch everywhere at once; history.json is rewritten atomically each time."""
+
+    def __init__(self, workdir: Path, epochs: int, history: list[dict]):
+        self.workdir = workdir
+        self.history = list(history)
+        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"))
+        self._bar = tqdm(total=epochs, initial=len(history), unit="epoch", dynamic_ncols=True,
+                         disable=None)  # None: no bar when stderr is not a terminal
+
+    def epoch(self, record: dict) -> None:
+        self.history.append(record)
+        write_json(self.workdir / "history.json", self.history)
+        for tag, key in SCALARS.items():
+            self._tensorboard.add_scalar(tag, record[key], record["epoch"])
+        self._tensorboard.flush()
+        self._bar.update(1)
+        self._bar.set_postfix(loss=f"{record['train_loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
+        tqdm.write(epoch_line(record))
+
+    def close(self) -> None:
+        self._bar.close()
+        self._tensorboard.close()
+
+
+def epoch_line(record: dict) -> str:
+    """One console line per epoch, like seed 004's summary."""
+    return (f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  "
+            f"train acc {record['train_acc']:.4f}  test loss {record['test_loss']:.4f}  "
+            f"test acc {record['test_acc']:.4f}  lr {record['lr']:.3g}  "
+            f"{record['epoch_time_s']:.1f} s  {record['examples_per_s']:,.0f} ex/s")
+
+
+def final_lines(history: list[dict], device: str) -> str:
+    """d2l's closing two lines: last epoch's metrics, then training throughput."""
+    last = history[-1]
+    examples = sum(r["train_examples"] for r in history)
+    seconds = sum(r["train_time_s"] for r in history)
+    return (f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
+            f"test acc {last['test_acc']:.3f}\n{examples / seconds:.1f} examples/sec on {device}")
+
+
+def write_json(path: Path, payload) -> None:
+    """Write JSON so that a crash never leaves a half-written file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Training: pure steps over a TrainState, optax optimizers, Orbax checkpoints, and fit()."""

@@ -1,0 +1,188 @@
+"""`fit`: epochs, history, best/latest checkpoints, timing, and resume."""
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from jaxnin.data.pipeline import DeviceSplit, to_device
+from jaxnin.data.vision import ImageDataset
+from jaxnin.errors import JaxninError
+from jaxnin.models import create_model
+from jaxnin.report.logging import RunLog, final_lines, write_json
+from jaxnin.report.plots import plot_curves
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.optim import learning_rate_schedule, make_optimizer
+from jaxnin.train.steps import TrainState, create_train_state, evaluate, mean_metrics, train_epoch
+from jaxnin.train.timing import timed
+
+
+def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
+        resume: bool = False) -> list[dict]:
+    """Train `config`'s model on `data`, one device-resident epoch at a time.
+
+    Writes into `workdir`: run.json, history.json, loss.png, acc.png, TensorBoard scalars and
+    Orbax checkpoints (latest, plus best by test loss and whatever `config.best` names).
+    Returns the history: one record per epoch.
+    """
+    workdir = prepare_workdir(workdir, resume)
+    train = to_device(data.train_images, data.train_labels, config.limit_train)
+    test = to_device(data.test_images, data.test_labels, config.limit_test)
+    config.validate(int(train.labels.shape[0]))
+    state, schedule = initial_state(config, data, train)
+    store = CheckpointStore(workdir / "checkpoints", config.best)
+    state, history = resume_run(store, state, workdir, config) if resume else (state, [])
+    write_json(workdir / "run.json", run_record(config, data))
+    log = RunLog(workdir, config.epochs, history)
+    try:
+        state = train_epochs(state, train, test, config, schedule, store, log)
+    finally:
+        log.close()
+        store.close()
+    return finish(workdir, config, log.history)
+
+
+def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConfig, schedule,
+                 store: CheckpointStore, log: RunLog):
+    """Run the remaining epochs; checkpoint after each one whose metrics are finite."""
+    epoch_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    for epoch in range(len(log.history) + 1, config.epochs + 1):
+        lr = float(schedule(state.step))
+        try:
+            state, record = run_epoch(state, train, test, jax.random.fold_in(epoch_key, epoch),
+                                      config)
+        except KeyboardInterrupt:
+            raise JaxninError(f"interrupted in epoch {epoch}; the latest checkpoint (epoch "
+                              f"{epoch - 1}) is in {store.directory}: rerun the same command "
+                              "with --resume to continue") from None
+        record = {"epoch": epoch, "lr": lr, **record}
+        stop_if_diverged(record, store)
+        store.save(epoch, state, record)
+        log.epoch(record)
+    return state
+
+
+def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainConfig):
+    """One training epoch and one full evaluation; only their metric sums reach the host."""
+    (state, train_sums), train_wall, train_compile = timed(
+        train_epoch, state, train, key, config.batch_size, config.resize)
+    test_sums, test_wall, test_compile = timed(evaluate, state, test, config.eval_batch_size,
+                                               config.resize)
+    train_m, test_m = mean_metrics(jax.device_get(train_sums)), mean_metrics(jax.device_get(test_sums))
+    train_time = train_wall - train_compile
+    eval_time = test_wall - test_compile
+    return state, {
+        "train_loss": train_m["loss"], "train_acc": train_m["acc"],
+        "test_loss": test_m["loss"], "test_acc": test_m["acc"],
+        "epoch_time_s": train_time + eval_time,
+        "examples_per_s": train_m["count"] / train_time,
+        "train_time_s": train_time, "eval_time_s": eval_time,
+        "compile_time_s": train_compile + test_compile,
+        "train_examples": train_m["count"], "test_examples": test_m["count"],
+    }
+
+
+def initial_state(config: TrainConfig, data: ImageDataset, train: DeviceSplit):
+    """Model, optimizer and freshly initialised TrainState; also the lr schedule."""
+    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
+    model = create_model(config.model, num_classes=len(data.class_names), dtype=dtype,
+                         **config.model_options)
+    steps_per_epoch = int(train.labels.shape[0]) // config.batch_size
+    schedule = learning_rate_schedule(config.schedule, config.lr, steps_per_epoch, config.epochs,
+                                      config.step_size, config.gamma)
+    tx = make_optimizer(config.optimizer, schedule, config.momentum)
+    height, width, channels = train.images.shape[1:]
+    input_shape = (config.resize or height, config.resize or width, channels)
+    init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+    return create_train_state(model, tx, init_key, input_shape), schedule
+
+
+def stop_if_diverged(record: dict, store: CheckpointStore) -> None:
+    bad = [k for k in ("train_loss", "test_loss") if not math.isfinite(record[k])]
+    if bad:
+        raise JaxninError(f"training diverged in epoch {record['epoch']} ({bad[0]} is "
+                          f"{record[bad[0]]}); the last good checkpoints are kept in "
+                          f"{store.directory}: lower --lr (it was {record['lr']:g}) and retry")
+
+
+def resume_run(store: CheckpointStore, fresh: TrainState, workdir: Path, config: TrainConfig):
+    """Restore the latest checkpoint and the history up to it; refuse a changed config."""
+    previous = TrainConfig.from_json(json.loads((workdir / "run.json").read_text())["config"])
+    changed = previous.changed_keys(config)
+    if changed:
+        raise JaxninError(f"--resume with a different config in {workdir}: "
+                          + ", ".join(f"{k} was {getattr(previous, k)!r}, now "
+                                      f"{getattr(config, k)!r}" for k in changed)
+                          + "; rerun with the original flags or use a new --workdir")
+    restored = store.restore("latest", fresh)
+    if restored is None:
+        return fresh, []
+    state, record = restored
+    history = json.loads((workdir / "history.json").read_text())
+    return state, [r for r in history if r["epoch"] <= record["epoch"]]
+
+
+def prepare_workdir(workdir: str | Path, resume: bool) -> Path:
+    """Create `workdir` and prove it writable now, not after an hour of training."""
+    workdir = Path(workdir).absolute()
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise JaxninError(f"cannot write to workdir {workdir} ({err.strerror}): "
+                          "choose another --workdir") from None
+    if resume and not (workdir / "run.json").exists():
+        raise JaxninError(f"--resume: {workdir} holds no run (no run.json); "
+                          "drop --resume to start one there")
+    if not resume and (workdir / "checkpoints").exists():
+        raise JaxninError(f"{workdir} already holds a run: add --resume to continue it, "
+                          "or choose another --workdir")
+    return workdir
+
+
+def run_record(config: TrainConfig, data: ImageDataset) -> dict:
+    """run.json: enough to reproduce the run (config, versions, device, commit, command)."""
+    device = jax.devices()[0]
+    return {
+        "config": config.to_json(),
+        "dataset": {"name": data.name, "class_names": list(data.class_names)},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "jax_version": jax.__version__, "python": platform.python_version(),
+        "device_kind": device.device_kind, "platform": device.platform,
+        "device_count": jax.device_count(), "git_commit": git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict]:
+    """Curves, the closing lines and the run's totals in run.json."""
+    plot_curves(history, workdir, title=f"{config.model} on {config.dataset}")
+    device = jax.devices()[0]
+    print(final_lines(history, f"{device.device_kind} ({device.platform}:{device.id})"))
+    record = json.loads((workdir / "run.json").read_text())
+    record["results"] = {
+        "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
+        "best_test_acc": max(r["test_acc"] for r in history),
+        "best_test_loss": min(r["test_loss"] for r in history),
+        "train_time_s": sum(r["train_time_s"] for r in history),
+        "compile_time_s": sum(r["compile_time_s"] for r in history),
+    }
+    write_json(workdir / "run.json", record)
+    return history
+
+
+def git_commit() -> str | None:
+    """The commit of the jaxnin checkout in use, if it is one."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None

@@ -1,0 +1,108 @@
+"""fit(): checkpoints, resume, divergence, and the files a run leaves behind."""
+import dataclasses
+import json
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from jaxnin.data.vision import load_dataset
+from jaxnin.errors import JaxninError
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.loop import fit, initial_state
+from jaxnin.data.pipeline import to_device
+
+TINY = TrainConfig(model="lenet", dataset="fashion_mnist", epochs=3, batch_size=32,
+                   optimizer="momentum", lr=0.05, resize=None, limit_train=512, limit_test=300,
+                   eval_batch_size=128, best=("best_loss", "best_acc"))
+TIMING = ("epoch_time_s", "examples_per_s", "train_time_s", "eval_time_s", "compile_time_s")
+
+
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+
+
+def latest_params(workdir, config, data):
+    fresh, _ = initial_state(config, data, to_device(data.train_images, data.train_labels, 8))
+    store = CheckpointStore(workdir / "checkpoints", config.best)
+    state, record = store.restore("latest", fresh)
+    store.close()
+    return jax.device_get(state.params), record
+
+
+def test_resume_equals_an_uninterrupted_run(fashion, tmp_path):
+    straight = fit(TINY, fashion, tmp_path / "straight")
+    fit(dataclasses.replace(TINY, epochs=2), fashion, tmp_path / "split")
+    resumed = fit(TINY, fashion, tmp_path / "split", resume=True)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert without_timing(resumed) == without_timing(straight)
+    params_a, record_a = latest_params(tmp_path / "straight", TINY, fashion)
+    params_b, record_b = latest_params(tmp_path / "split", TINY, fashion)
+    chex.assert_trees_all_equal(params_a, params_b)
+    assert record_a["epoch"] == record_b["epoch"] == 3
+
+
+def test_a_run_leaves_history_run_record_curves_and_checkpoints(fashion, tmp_path):
+    history = fit(TINY, fashion, tmp_path)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved == history and len(saved) == 3
+    assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
+            "examples_per_s", "compile_time_s"} <= set(saved[0])
+    assert all(r["test_examples"] == 300 and r["train_examples"] == 512 for r in saved)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["config"] == TINY.to_json() and run["device_count"] >= 1
+    assert {"jax_version", "device_kind", "git_commit", "command", "results"} <= set(run)
+    for name in ("loss.png", "acc.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    for kind, key, pick in [("best_loss", "test_loss", min), ("best_acc", "test_acc", max)]:
+        best = pick(saved, key=lambda r: r[key])
+        assert [p.name for p in (tmp_path / "checkpoints" / kind).iterdir()
+                if p.name.isdigit()] == [str(best["epoch"])]
+
+
+def test_best_and_latest_are_kept_apart(tmp_path):
+    """The best-loss checkpoint survives later, worse epochs; latest always moves on."""
+    store = CheckpointStore(tmp_path, ("best_loss", "best_acc"))
+    state = {"w": np.zeros(3, np.float32)}
+    for epoch, loss, acc in [(1, 1.0, 0.5), (2, 0.8, 0.6), (3, 0.9, 0.7), (4, 0.95, 0.65)]:
+        state = {"w": np.full(3, epoch, np.float32)}
+        store.save(epoch, state, {"test_loss": loss, "test_acc": acc})
+    assert store.best_record("best_loss")["epoch"] == 2
+    assert store.best_record("best_acc")["epoch"] == 3
+    latest, record = store.restore("latest", state)
+    best, _ = store.restore("best_loss", state)
+    store.close()
+    assert record["epoch"] == 4
+    np.testing.assert_array_equal(latest["w"], 4)
+    np.testing.assert_array_equal(best["w"], 2)
+
+
+def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(fashion, tmp_path):
+    config = dataclasses.replace(TINY, optimizer="sgd", lr=1e4, epochs=3)
+    with pytest.raises(JaxninError, match="diverged in epoch .*lower --lr"):
+        fit(config, fashion, tmp_path)
+    history = json.loads((tmp_path / "history.json").read_text()) \
+        if (tmp_path / "history.json").exists() else []
+    assert all(np.isfinite(r["train_loss"]) for r in history)
+
+
+def test_resume_refuses_a_changed_config(fashion, tmp_path):
+    fit(dataclasses.replace(TINY, epochs=1), fashion, tmp_path)
+    with pytest.raises(JaxninError, match="lr was 0.05, now 0.1"):
+        fit(dataclasses.replace(TINY, lr=0.1), fashion, tmp_path, resume=True)
+    with pytest.raises(JaxninError, match="already holds a run"):
+        fit(TINY, fashion, tmp_path)
+
+
+def test_mock_data_path_trains_end_to_end(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets.testing  # noqa: F401
+
+    with tfds.testing.mock_data(num_examples=96):
+        data = load_dataset("fashion_mnist", cache_dir=tmp_path / "cache")
+    history = fit(dataclasses.replace(TINY, epochs=1, limit_train=None, limit_test=None),
+                  data, tmp_path / "run")
+    assert history[0]["train_examples"] == 96 and history[0]["test_examples"] == 96
