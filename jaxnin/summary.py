@@ -1,8 +1,7 @@
 """`python -m jaxnin.summary MODEL`: print a model's per-layer shapes, params and FLOPs."""
-import argparse
 import sys
 
-from jaxnin.cli import run_main
+from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.models import DEFAULT_INPUT_SHAPES, MODELS, create_model
 from jaxnin.report.summary import summarize
@@ -20,7 +19,7 @@ def main(argv) -> int:
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m jaxnin.summary", description=__doc__)
+    parser = ArgumentParser(prog="python -m jaxnin.summary", description=__doc__)
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--input-shape", help="H,W,C of one example (default: the recipe's)")
     parser.add_argument("--num-classes", type=int, default=10)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from jaxnin.cli import run_main
+from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.vision import load_dataset
 from jaxnin.train.config import DTYPES, TrainConfig
 from jaxnin.train.loop import fit
@@ -22,6 +22,8 @@ class Recipe:
     run_name: Callable[[TrainConfig, int, int], str]  # (config, in_channels, classes) -> name
     add_model_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     model_options: Callable[[argparse.Namespace], dict] = lambda args: {}
+    model_name: Callable[[argparse.Namespace], str | None] = lambda args: None  # a model flag
+    variants: dict[str, TrainConfig] = dataclasses.field(default_factory=dict)  # --<name> flags
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Entry point for `python -m`: one-line errors, exit code 2, --debug for tracebacks."""
@@ -30,6 +32,7 @@ class Recipe:
     def _run(self, argv) -> int:
         args = self.parser().parse_args(argv)
         config = self.config(args)
+        config.validate()  # bad flags fail now, before the data loads
         start = time.perf_counter()
         data = load_dataset(config.dataset, config.data_dir)
         load_s = time.perf_counter() - start
@@ -42,18 +45,21 @@ class Recipe:
         return 0
 
     def config(self, args: argparse.Namespace) -> TrainConfig:
-        """The recipe's defaults with every given flag applied."""
+        """The recipe's defaults (or a chosen variant's) with every given flag applied."""
+        base = next((v for k, v in self.variants.items() if getattr(args, k, False)),
+                    self.defaults)
         overrides = {k: getattr(args, k) for k in (
             "data_dir", "epochs", "batch_size", "eval_batch_size", "optimizer", "lr", "momentum",
             "schedule", "step_size", "gamma", "dtype", "seed", "limit_train", "limit_test")}
-        resize = self.defaults.resize if args.resize is None else (args.resize or None)
-        options = {**self.defaults.model_options, **self.model_options(args)}
-        return dataclasses.replace(self.defaults, resize=resize, model_options=options,
+        resize = base.resize if args.resize is None else (args.resize or None)
+        options = {**base.model_options, **self.model_options(args)}
+        model = self.model_name(args) or base.model
+        return dataclasses.replace(base, model=model, resize=resize, model_options=options,
                                    **{k: v for k, v in overrides.items() if v is not None})
 
     def parser(self) -> argparse.ArgumentParser:
         d = self.defaults
-        parser = argparse.ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
+        parser = ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add = parser.add_argument
         add("--data-dir", help="folder holding <dataset>/ with the four MNIST-format .gz files "

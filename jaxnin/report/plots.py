@@ -18,10 +18,14 @@ def plot_curves(history: list[dict], workdir: str | Path, title: str = "") -> li
 def _plot(history, keys, path, ylabel, title) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     epochs = [record["epoch"] for record in history]
+    finals = sorted(keys, key=lambda k: history[-1][k])
     for key in keys:
         values = [record[key] for record in history]
         (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=key.replace("_", " "))
-        ax.annotate(f"{values[-1]:.4f}", (epochs[-1], values[-1]), xytext=(4, 0),
+        # The higher final value is labelled above its line end, the lower below, so that
+        # labels of curves ending close together do not overprint each other.
+        lift = 6 if key == finals[-1] else -6
+        ax.annotate(f"{values[-1]:.4f}", (epochs[-1], values[-1]), xytext=(4, lift),
                     textcoords="offset points", va="center", color=line.get_color())
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -33,3 +37,30 @@ def _plot(history, keys, path, ylabel, title) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def prediction_grid(images, predicted, actual, class_names, path: str | Path,
+                    columns: int = 5) -> Path:
+    """A grid of test images titled with predicted and actual class; wrong ones in red."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), dpi=100,
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, pred, true in zip(axes.ravel(), images, predicted, actual):
+        wrong = pred != true
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        color = "red" if wrong else "black"
+        ax.set_title(f"{'x ' if wrong else ''}pred: {class_names[pred]}\ntrue: {class_names[true]}",
+                     fontsize=8, color=color)
+        if wrong:  # a red frame, visible even in a thumbnail
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("red")
+                spine.set_linewidth(2.5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

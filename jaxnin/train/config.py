@@ -44,8 +44,11 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (tuple(v) if k == "best" else v) for k, v in record.items() if k in known})
 
-    def validate(self, num_train: int) -> None:
-        """Raise a JaxninError naming the first flag whose value cannot work."""
+    def validate(self, num_train: int | None = None) -> None:
+        """Raise a JaxninError naming the first flag whose value cannot work.
+
+        Without `num_train` (before the data is loaded) the batch is not checked against it.
+        """
         for ok, message in [
             (self.model in MODELS, f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}"),
             (self.optimizer in OPTIMIZERS,
@@ -56,7 +59,7 @@ class TrainConfig:
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.batch_size <= num_train, f"--batch-size {self.batch_size} is larger than the "
+            (num_train is None or self.batch_size <= num_train, f"--batch-size {self.batch_size} is larger than the "
              f"{num_train} training examples: lower it or raise --limit-train"),
             (self.eval_batch_size >= 1, f"eval batch size must be at least 1, got {self.eval_batch_size}"),
             (self.step_size >= 1, f"--step-size must be at least 1 epoch, got {self.step_size}"),

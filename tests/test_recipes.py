@@ -1,0 +1,84 @@
+"""Seed 002 and 004 recipes, and the prediction demo, run as a user runs them."""
+import json
+import os
+import subprocess
+import sys
+
+from jaxnin.experiments import fashion_vgg, mnist_lenet
+
+
+def run(module, args, cache, cwd=None):
+    env = {**os.environ, "JAXNIN_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", f"jaxnin.experiments.{module}", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
+
+
+def test_lenet_defaults_are_seed_002():
+    config = mnist_lenet.RECIPE.config(mnist_lenet.RECIPE.parser().parse_args([]))
+    assert (config.model, config.dataset, config.epochs, config.batch_size) == (
+        "lenet", "mnist", 50, 16)
+    assert (config.optimizer, config.lr, config.momentum) == ("momentum", 1e-3, 0.9)
+    assert (config.schedule, config.step_size, config.gamma) == ("step", 10, 0.1)
+    assert config.resize is None and "best_acc" in config.best
+    tuned = mnist_lenet.RECIPE.config(mnist_lenet.RECIPE.parser().parse_args(["--tuned"]))
+    assert tuned.model == "lenet" and tuned.optimizer == "adam"
+    assert tuned.model_options == {"activation": "relu", "dense_activations": True}
+    lowered = mnist_lenet.RECIPE.config(
+        mnist_lenet.RECIPE.parser().parse_args(["--tuned", "--lr", "0.01"]))
+    assert lowered.lr == 0.01 and lowered.optimizer == "adam"
+
+
+def test_vgg_defaults_are_seed_004():
+    parse = lambda argv: fashion_vgg.RECIPE.config(fashion_vgg.RECIPE.parser().parse_args(argv))
+    config = parse([])
+    assert (config.model, config.optimizer, config.lr, config.resize, config.epochs) == (
+        "vgg11", "adam", 1e-3, 224, 3)
+    assert config.model_options == {"dropout": 0.0}
+    assert parse(["--config", "E"]).model == "vgg19"
+    assert parse(["--config", "D", "--dropout", "0.5"]).model_options == {"dropout": 0.5}
+
+
+def test_lenet_first_epoch_on_real_mnist_learns(shared_data, mnist, data_cache, tmp_path):
+    """The seed's recipe, one full epoch (3,750 steps of 16): a broken net stays at 0.10."""
+    result = run("mnist_lenet", ["--data-dir", str(shared_data), "--epochs", "1",
+                                 "--workdir", str(tmp_path)], data_cache)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "history.json").read_text())[0]
+    assert record["train_examples"] == 60_000 and record["test_examples"] == 10_000
+    assert record["test_acc"] > 0.5, record
+    for kind in ("latest", "best_loss", "best_acc"):
+        assert (tmp_path / "checkpoints" / kind / "1").is_dir()
+
+
+def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, data_cache,
+                                                         tmp_path):
+    trained = run("mnist_lenet", ["--data-dir", str(shared_data), "--tuned", "--epochs", "1",
+                                  "--limit-train", "2048", "--limit-test", "500",
+                                  "--workdir", str(tmp_path)], data_cache)
+    assert trained.returncode == 0, trained.stderr
+    result = run("predict", [str(tmp_path)], data_cache)
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stdout.splitlines() if l.startswith("predicted: ")]
+    assert len(lines) == 20
+    assert lines[0].endswith('actual: "7"')  # MNIST's first test digit
+    assert "best_acc checkpoint from epoch 1" in result.stdout
+    assert (tmp_path / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_on_a_folder_without_a_run_is_one_line(tmp_path):
+    result = run("predict", [str(tmp_path)], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "run.json" in result.stderr
+
+
+def test_vgg_smoke_run_at_small_size(shared_data, fashion, data_cache, tmp_path):
+    result = run("fashion_vgg", ["--data-dir", str(shared_data), "--epochs", "1",
+                                 "--resize", "32", "--width-divisor", "8",
+                                 "--limit-train", "1024", "--limit-test", "500",
+                                 "--batch-size", "32", "--workdir", str(tmp_path)], data_cache)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "history.json").read_text())[0]
+    assert record["test_examples"] == 500 and record["train_examples"] == 1024
+    run_record = json.loads((tmp_path / "run.json").read_text())
+    assert run_record["config"]["model"] == "vgg11"
+    assert run_record["config"]["model_options"] == {"dropout": 0.0, "width_divisor": 8}
