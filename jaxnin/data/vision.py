@@ -254,6 +254,9 @@ def _build(name: str, data_dir: Path | None, cache_dir: Path) -> ImageDataset:
 
 def _import_tfds() -> Any | None:
     """Returns tensorflow_datasets with TF kept off the GPUs, or None without TF."""
+    # TF's C++ start-up notes (oneDNN, CUDA probing) would go to stderr, which belongs to
+    # jaxnin's one-line errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf
     except ImportError as err:
@@ -294,15 +297,7 @@ def _build_with_tfds(tfds: Any, name: str, manual_dir: Path | None, tfds_dir: Pa
             ) from err
     splits = {split: _read_tfds_split(tfds, builder, split) for split in _FILES}
     log.info("built %s with tensorflow-datasets in %s", name, tfds_dir)
-    return ImageDataset(
-        name=name,
-        train_images=splits["train"][0],
-        train_labels=splits["train"][1],
-        test_images=splits["test"][0],
-        test_labels=splits["test"][1],
-        class_names=tuple(builder.info.features["label"].names),
-        source="tfds",
-    )
+    return _from_splits(name, splits, tuple(builder.info.features["label"].names), "tfds")
 
 
 def _probe_before_generating(builder: Any, name: str) -> None:
@@ -389,15 +384,14 @@ def _build_from_idx(name: str, folder: Path) -> ImageDataset:
         labels = _read_idx(name, folder / labels_file, (_SPLIT_SIZES[split],))
         splits[split] = (images.reshape(-1, *_IMAGE_SHAPE), labels.astype(np.int32))
     log.info("parsed %s from the IDX files in %s", name, folder)
-    return ImageDataset(
-        name=name,
-        train_images=splits["train"][0],
-        train_labels=splits["train"][1],
-        test_images=splits["test"][0],
-        test_labels=splits["test"][1],
-        class_names=_CLASS_NAMES[name],
-        source="idx",
-    )
+    return _from_splits(name, splits, _CLASS_NAMES[name], "idx")
+
+
+def _from_splits(name: str, splits: dict, class_names: tuple[str, ...], source: str) -> ImageDataset:
+    """An ImageDataset from {"train": (images, labels), "test": (images, labels)}."""
+    return ImageDataset(name=name, train_images=splits["train"][0],
+                        train_labels=splits["train"][1], test_images=splits["test"][0],
+                        test_labels=splits["test"][1], class_names=class_names, source=source)
 
 
 def _read_idx(name: str, path: Path, expected_dims: tuple[int, ...]) -> np.ndarray:

@@ -4,6 +4,8 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxnin.errors import JaxninError
+
 # The seeds apply nn.init.xavier_uniform_ to every Conv2d and Linear weight; seed 003 reports
 # that NiN does not train without it. PyTorch's fan for a conv weight is in*kh*kw / out*kh*kw,
 # which is exactly flax's variance_scaling "fan_avg" over an HWIO kernel.
@@ -47,3 +49,11 @@ class GlobalAvgPool(nn.Module):
 def flatten(x):
     """Flatten all but the batch axis."""
     return x.reshape((x.shape[0], -1))
+
+
+def require_input_size(x, minimum: int, model: str) -> None:
+    """Fail in one line, naming the minimum, before a too-small input pools away to nothing."""
+    height, width = x.shape[1:3]
+    if min(height, width) < minimum:
+        raise JaxninError(f"{model} needs inputs of at least {minimum}x{minimum}, got "
+                          f"{height}x{width}: feed at least that (--resize {minimum} in the recipes)")

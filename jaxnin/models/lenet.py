@@ -2,7 +2,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxnin.models.layers import AvgPool, Conv, Dense, flatten
+from jaxnin.models.layers import AvgPool, Conv, Dense, flatten, require_input_size
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 
@@ -26,6 +26,7 @@ class LeNet5(nn.Module):
     def __call__(self, x, train: bool = False):
         act = ACTIVATIONS[self.activation]
         late_act = act if self.dense_activations else (lambda y: y)
+        require_input_size(x, 28, "LeNet-5")  # conv3's 5x5 window needs the 28 -> 5x5 path
         x = x.astype(self.dtype)
         x = AvgPool(2, 2)(act(Conv(6, (5, 5), padding=2, dtype=self.dtype, name="conv1")(x)))
         x = AvgPool(2, 2)(act(Conv(16, (5, 5), padding=0, dtype=self.dtype, name="conv2")(x)))

@@ -4,8 +4,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxnin.errors import JaxninError
-from jaxnin.models.layers import Conv, GlobalAvgPool, MaxPool
+from jaxnin.models.layers import Conv, GlobalAvgPool, MaxPool, require_input_size
 
 # (features, kernel, stride, padding) of the three feature blocks; each is followed by MaxPool 3/2.
 FEATURE_BLOCKS = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1))
@@ -67,10 +66,7 @@ class NiN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        if min(x.shape[1:3]) < MIN_INPUT_SIZE:
-            raise JaxninError(f"NiN needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} "
-                              f"for its three pools, got {x.shape[1]}x{x.shape[2]}: "
-                              f"resize to {MIN_INPUT_SIZE} or more")
+        require_input_size(x, MIN_INPUT_SIZE, "NiN")
         x = x.astype(self.dtype)
         for features, kernel, stride, padding in FEATURE_BLOCKS:
             x = NiNBlock(features, kernel, stride, padding, self.num_1x1, dtype=self.dtype)(x)

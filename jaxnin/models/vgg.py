@@ -2,7 +2,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxnin.models.layers import Conv, Dense, MaxPool, flatten
+from jaxnin.models.layers import Conv, Dense, MaxPool, flatten, require_input_size
 
 # 'M' is MaxPool 2/2; a number is Conv3x3 pad 1 -> ReLU with that many channels.
 CONFIGS = {
@@ -36,6 +36,7 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        require_input_size(x, 2 ** self._layers().count("M"), f"VGG config {self.config}")
         x = x.astype(self.dtype)
         for item in self._layers():
             if item == "M":

@@ -3,9 +3,15 @@
 Orbax's own best_fn would evict the latest checkpoint when it is not the best (orbax #526), so
 each kind lives in its own CheckpointManager under `directory/<kind>/<epoch>`.
 """
+import contextlib
+import errno
 import math
+import signal
+import threading
 from pathlib import Path
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxnin.errors import JaxninError
@@ -34,12 +40,23 @@ class CheckpointStore:
         Returns the kinds written. Call only with finite metrics.
         """
         written = []
-        for kind, manager in self._managers.items():
-            if kind == "latest" or self._improves(kind, record):
-                manager.save(epoch, args=_save_args(state, epoch, record), force=True)
-                manager.wait_until_finished()
-                written.append(kind)
+        with interrupts_deferred():
+            for kind, manager in self._managers.items():
+                if kind == "latest" or self._improves(kind, record):
+                    self._save_one(kind, manager, epoch, state, record)
+                    written.append(kind)
         return written
+
+    def _save_one(self, kind, manager, epoch, state, record) -> None:
+        try:
+            manager.save(epoch, args=_save_args(state, epoch, record), force=True)
+            manager.wait_until_finished()
+        except Exception as err:  # Orbax wraps I/O errors in several types
+            raise _save_error(err, kind, epoch, manager.directory) or err
+
+    def latest_epoch(self, kind: str = "latest") -> int | None:
+        """The epoch of the newest complete `kind` checkpoint, or None."""
+        return self._managers[kind].latest_step()
 
     def restore(self, kind: str, target) -> tuple[object, dict] | None:
         """(state, record) of the newest `kind` checkpoint, or None if there is none.
@@ -55,8 +72,11 @@ class CheckpointStore:
                 state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()))
         except Exception as err:  # Orbax raises many types for a damaged or mismatched dir
             raise JaxninError(f"cannot read the {kind} checkpoint {manager.directory}/{epoch} "
-                              f"({type(err).__name__}): delete that folder to fall back to an "
-                              "older one, or start a fresh --workdir") from err
+                              f"({type(err).__name__}): it is damaged or incomplete, the other "
+                              f"checkpoints in {self.directory} are untouched; start a fresh "
+                              "--workdir to train again") from err
+        if target is not None:
+            _check_shapes(restored.state, target, f"{manager.directory}/{epoch}", kind)
         return restored.state, dict(restored.record)
 
     def best_record(self, kind: str) -> dict | None:
@@ -79,6 +99,65 @@ class CheckpointStore:
             return True
         value, incumbent = record[key], best[key]
         return value < incumbent if mode == "min" else value > incumbent
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the files being written are complete.
+
+    An interrupt inside Orbax's save leaves no new checkpoint and background threads failing;
+    a save takes well under a second, so the interrupt is honoured right after it. Nests.
+    """
+    nested = getattr(signal.getsignal(signal.SIGINT), "defers_interrupts", False)
+    if nested or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def record(signum, frame):
+        received.append(signum)
+
+    record.defers_interrupts = True
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, record)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _check_shapes(restored, target, where: str, kind: str) -> None:
+    """Orbax restores the saved shapes even into a target of other shapes; refuse that."""
+    got = jax.tree_util.tree_flatten_with_path(restored)[0]
+    want = jax.tree_util.tree_flatten_with_path(target)[0]
+    for (path, have), (_, need) in zip(got, want):
+        if np.shape(have) != np.shape(need):
+            raise JaxninError(
+                f"cannot read the {kind} checkpoint {where}: "
+                f"{jax.tree_util.keystr(path)} has shape {np.shape(have)} there but "
+                f"{np.shape(need)} in this model (other input channels or classes?): "
+                "resume with the original flags, or start a fresh --workdir")
+    if len(got) != len(want):
+        raise JaxninError(f"cannot read the {kind} checkpoint {where}: it holds {len(got)} "
+                          f"arrays, this model {len(want)}: start a fresh --workdir")
+
+
+def _save_error(err: Exception, kind: str, epoch: int, directory) -> JaxninError | None:
+    """A one-line error when saving failed for lack of space; None for anything else."""
+    chain, cause = [], err
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if not any(getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e)
+               or "RESOURCE_EXHAUSTED" in str(e) for e in chain):
+        return None
+    return JaxninError(f"no space left on the device while saving the {kind} checkpoint of "
+                       f"epoch {epoch} in {directory}: the previous checkpoints there are intact; "
+                       "free some space and rerun with --resume")
 
 
 def _manager(directory: Path) -> ocp.CheckpointManager:

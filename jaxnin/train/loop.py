@@ -16,7 +16,7 @@ from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
 from jaxnin.report.logging import RunLog, final_lines, write_json
 from jaxnin.report.plots import plot_curves
-from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.checkpoint import CheckpointStore, interrupts_deferred
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
 from jaxnin.train.steps import TrainState, create_train_state, evaluate, mean_metrics, train_epoch
@@ -42,6 +42,8 @@ def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
     log = RunLog(workdir, config.epochs, history)
     try:
         state = train_epochs(state, train, test, config, schedule, store, log)
+    except KeyboardInterrupt:
+        raise interrupted(store) from None
     finally:
         log.close()
         store.close()
@@ -57,14 +59,15 @@ def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConf
         try:
             state, record = run_epoch(state, train, test, jax.random.fold_in(epoch_key, epoch),
                                       config)
-        except KeyboardInterrupt:
-            raise JaxninError(f"interrupted in epoch {epoch}; the latest checkpoint (epoch "
-                              f"{epoch - 1}) is in {store.directory}: rerun the same command "
-                              "with --resume to continue") from None
+        except jax.errors.JaxRuntimeError as err:
+            raise out_of_memory(err, config) or err
         record = {"epoch": epoch, "lr": lr, **record}
         stop_if_diverged(record, store)
-        store.save(epoch, state, record)
-        log.epoch(record)
+        # History first: a kill -9 between the two leaves a record that resume drops, never a
+        # checkpoint whose epoch the history lacks. Ctrl-C and SIGTERM wait for both.
+        with interrupts_deferred():
+            log.epoch(record)
+            store.save(epoch, state, record)
     return state
 
 
@@ -101,6 +104,26 @@ def initial_state(config: TrainConfig, data: ImageDataset, train: DeviceSplit):
     input_shape = (config.resize or height, config.resize or width, channels)
     init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
     return create_train_state(model, tx, init_key, input_shape), schedule
+
+
+def interrupted(store: CheckpointStore) -> JaxninError:
+    """The one line for Ctrl-C or SIGTERM: what was kept, and how to go on."""
+    epoch = store.latest_epoch()
+    if epoch is None:
+        return JaxninError("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
+                           "nothing was saved: rerun the command to start again")
+    return JaxninError(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
+                       f"{store.directory}: rerun the same command with --resume to continue")
+
+
+def out_of_memory(err: Exception, config: TrainConfig) -> JaxninError | None:
+    """A one-line error for a device out-of-memory failure; None for any other error."""
+    if "RESOURCE_EXHAUSTED" not in str(err):
+        return None
+    smaller = max(1, config.batch_size // 2)
+    return JaxninError(f"the device ran out of memory at --batch-size {config.batch_size} "
+                       f"(eval batch {config.eval_batch_size}, resize {config.resize}): "
+                       f"try --batch-size {smaller}, or --dtype bfloat16")
 
 
 def stop_if_diverged(record: dict, store: CheckpointStore) -> None:
@@ -154,7 +177,7 @@ def run_record(config: TrainConfig, data: ImageDataset) -> dict:
     return {
         "config": config.to_json(),
         "dataset": {"name": data.name, "class_names": list(data.class_names)},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "jax_version": jax.__version__, "python": platform.python_version(),
         "device_kind": device.device_kind, "platform": device.platform,
         "device_count": jax.device_count(), "git_commit": git_commit(),
@@ -177,6 +200,13 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
     }
     write_json(workdir / "run.json", record)
     return history
+
+
+def command_line() -> str:
+    """How this process was started, as the user typed it (`python -m module ...`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["python", "-m", spec.name] if spec else ["python", sys.argv[0]]
+    return " ".join([*head, *sys.argv[1:]])
 
 
 def git_commit() -> str | None:
