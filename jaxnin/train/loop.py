@@ -1,6 +1,7 @@
 """`fit`: epochs, history, best/latest checkpoints, timing, and resume."""
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -197,9 +198,21 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
         "best_test_loss": min(r["test_loss"] for r in history),
         "train_time_s": sum(r["train_time_s"] for r in history),
         "compile_time_s": sum(r["compile_time_s"] for r in history),
+        # Cold start to here: imports, data load, compiles, every epoch and the curves.
+        "process_wall_s": seconds_since_process_start(),
     }
     write_json(workdir / "run.json", record)
     return history
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall seconds since this process started (Linux /proc); None where that is unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def command_line() -> str:
