@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 FLAGS = ["--data-dir", "--workdir", "--epochs", "--batch-size", "--lr", "--optimizer",
          "--momentum", "--schedule", "--resize", "--num-1x1", "--dtype", "--seed", "--resume",
