@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.pipeline import preprocess, to_device
-from jaxnin.data.vision import load_dataset
+from jaxnin.data import load_data
 from jaxnin.errors import JaxninError
 from jaxnin.report.plots import prediction_grid
 from jaxnin.train.checkpoint import CheckpointStore
@@ -30,7 +30,7 @@ def main(argv) -> int:
     args = _parser().parse_args(argv)
     run_dir = Path(args.run_dir)
     config = _run_config(run_dir)
-    data = load_dataset(config.dataset, args.data_dir or config.data_dir)
+    data = load_data(config.dataset, args.data_dir or config.data_dir, config.data_options)
     state, kind, epoch = restore_best(run_dir, config, data)
     count = min(args.count, len(data.test_labels))
     images, actual = data.test_images[:count], data.test_labels[:count]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from jaxnin.cli import ArgumentParser, run_main
-from jaxnin.data.vision import load_dataset
+from jaxnin.data import load_data
 from jaxnin.train.config import DTYPES, TrainConfig
 from jaxnin.train.loop import fit
 from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
@@ -24,6 +24,8 @@ class Recipe:
     model_options: Callable[[argparse.Namespace], dict] = lambda args: {}
     model_name: Callable[[argparse.Namespace], str | None] = lambda args: None  # a model flag
     variants: dict[str, TrainConfig] = dataclasses.field(default_factory=dict)  # --<name> flags
+    add_data_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    data_options: Callable[[argparse.Namespace], dict] = lambda args: {}  # -> config.data_options
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Entry point for `python -m`: one-line errors, exit code 2, --debug for tracebacks."""
@@ -34,7 +36,7 @@ class Recipe:
         config = self.config(args)
         config.validate()  # bad flags fail now, before the data loads
         start = time.perf_counter()
-        data = load_dataset(config.dataset, config.data_dir)
+        data = load_data(config.dataset, config.data_dir, config.data_options)
         load_s = time.perf_counter() - start
         workdir = args.workdir or Path("runs") / self.run_name(
             config, data.train_images.shape[-1], len(data.class_names))
@@ -53,8 +55,10 @@ class Recipe:
             "schedule", "step_size", "gamma", "dtype", "seed", "limit_train", "limit_test")}
         resize = base.resize if args.resize is None else (args.resize or None)
         options = {**base.model_options, **self.model_options(args)}
+        data_options = {**base.data_options, **self.data_options(args)}
         model = self.model_name(args) or base.model
         return dataclasses.replace(base, model=model, resize=resize, model_options=options,
+                                   data_options=data_options,
                                    **{k: v for k, v in overrides.items() if v is not None})
 
     def parser(self) -> argparse.ArgumentParser:
@@ -85,6 +89,7 @@ class Recipe:
             "checkpoint (same flags; --epochs may grow)")
         add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
         self.add_model_flags(parser)
+        self.add_data_flags(parser)
         return parser
 
 

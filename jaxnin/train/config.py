@@ -19,6 +19,7 @@ class TrainConfig:
     model_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
+    data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # e.g. video frames
     epochs: int = 10
     batch_size: int = 128
     eval_batch_size: int = 500
@@ -37,6 +38,7 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "model_options": dict(self.model_options),
+                "data_options": dict(self.data_options),
                 "best": list(self.best)}
 
     @classmethod
