@@ -1,0 +1,96 @@
+"""A finished run's workdir, opened again: its record, its config, its data and a checkpoint.
+
+Shared by the tools that work on a run after `fit` wrote it (the prediction demo, the ONNX
+export), so that they all read run.json and pick checkpoints the same way.
+"""
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxnin.data import load_data
+from jaxnin.data.pipeline import DeviceSplit
+from jaxnin.data.vision import ImageDataset
+from jaxnin.errors import JaxninError
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.loop import initial_state
+from jaxnin.train.steps import TrainState
+
+
+class Restored(NamedTuple):
+    """A checkpoint read back: the state, its kind ("best_loss", ...), epoch and history record."""
+    state: TrainState
+    kind: str
+    epoch: int
+    record: dict
+
+
+def read_run_record(run_dir: Path) -> dict:
+    """The run's run.json (config, dataset with class names, versions, results)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise JaxninError(f"{path} not found: RUN_DIR must be a jaxnin run's workdir") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise JaxninError(f"{path} is not a jaxnin run record ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise JaxninError(f"{path} is not a jaxnin run record (it has no config)")
+    return record
+
+
+def run_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig the run was trained with."""
+    try:
+        return TrainConfig.from_json(read_run_record(run_dir)["config"])
+    except TypeError as err:
+        raise JaxninError(f"{Path(run_dir) / 'run.json'} is not a jaxnin run record "
+                          f"({err})") from None
+
+
+def run_data(config: TrainConfig, data_dir: str | None = None) -> ImageDataset:
+    """The run's dataset, from `data_dir` if given (the data moved), else where it was."""
+    return load_data(config.dataset, data_dir or config.data_dir, config.data_options)
+
+
+def restore_checkpoint(run_dir: Path, config: TrainConfig, data: ImageDataset,
+                       kinds: tuple[str, ...]) -> Restored:
+    """The first of `kinds` (in order of preference) that the run has a checkpoint of.
+
+    Kinds the run never tracked are skipped; the error names the ones it has.
+    """
+    run_dir = Path(run_dir)
+    tracked = ("latest", *config.best)
+    wanted = [kind for kind in kinds if kind in tracked]
+    if not wanted:
+        raise JaxninError(f"{run_dir} keeps only {', '.join(tracked)} checkpoints, not "
+                          f"{' or '.join(kinds)}: choose one of those")
+    if not (run_dir / "checkpoints").is_dir():  # opening a store would create the folders
+        raise JaxninError(f"{run_dir} has no checkpoint yet: let its run finish an epoch first")
+    target = abstract_state(config, data)
+    store = CheckpointStore(run_dir / "checkpoints", config.best)
+    try:
+        for kind in wanted:
+            restored = store.restore(kind, target)
+            if restored is not None:
+                state, record = restored
+                return Restored(state, kind, record["epoch"], record)
+    finally:
+        store.close()
+    raise JaxninError(f"{run_dir} has no {' or '.join(wanted)} checkpoint yet: let its run "
+                      "finish an epoch first")
+
+
+def abstract_state(config: TrainConfig, data: ImageDataset) -> TrainState:
+    """The run's TrainState as shapes and dtypes only: the target Orbax restores into.
+
+    Shapes are all a restore needs; a real initial state would compile the model's init
+    (7 s for a small NiN on 2 CPU cores) and put the training split on the device.
+    """
+    count = len(data.train_labels[:config.limit_train])
+    train = DeviceSplit(jax.ShapeDtypeStruct((count, *data.train_images.shape[1:]), jnp.uint8),
+                        jax.ShapeDtypeStruct((count,), jnp.int32))
+    return jax.eval_shape(lambda: initial_state(config, data, train)[0])
