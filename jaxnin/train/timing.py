@@ -10,13 +10,25 @@ _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
 
 
 class CompileClock:
-    """Sums the seconds JAX spends tracing, lowering and compiling while the clock is open.
+    """The seconds JAX spends tracing, lowering and compiling while the clock is open.
 
     with CompileClock() as clock: ...; clock.seconds
+
+    Tracing a jitted function traces the jitted functions it calls too, and each reports its
+    own duration, so the events nest. The clock therefore keeps each event as an interval
+    (it is reported when it ends) and counts the length of their union, never a second twice.
     """
 
     def __init__(self):
-        self.seconds = 0.0
+        self._intervals = []
+
+    @property
+    def seconds(self) -> float:
+        total, covered_to = 0.0, float("-inf")
+        for start, end in sorted(self._intervals):
+            total += max(0.0, end - max(start, covered_to))
+            covered_to = max(covered_to, end)
+        return total
 
     def __enter__(self):
         monitoring.register_event_duration_secs_listener(self._listen)
@@ -27,7 +39,8 @@ class CompileClock:
 
     def _listen(self, event: str, duration: float, **_) -> None:
         if event in _COMPILE_EVENTS:
-            self.seconds += duration
+            end = time.perf_counter()
+            self._intervals.append((end - duration, end))
 
 
 def timed(fn, *args, **kwargs):
