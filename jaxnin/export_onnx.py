@@ -66,7 +66,7 @@ def main(argv) -> int:
     args = _parser().parse_args(argv)
     _check_flags(args)
     onnx, ort, to_onnx = _exporters()
-    run = open_run(Path(args.run_dir), args.checkpoint, args.data_dir)
+    run = open_run(Path(args.run_dir), args.checkpoint, args.data_dir, args.seed)
     model = create_model(run.config.model, num_classes=len(run.class_names), dtype=jnp.float32,
                          **run.config.model_options)
     params = jax.device_get(run.restored.state.params)
@@ -91,15 +91,12 @@ def main(argv) -> int:
     return 0
 
 
-def open_run(run_dir: Path, checkpoint: str, data_dir: str | None) -> Run:
+def open_run(run_dir: Path, checkpoint: str, data_dir: str | None,
+             seed: int | None = None) -> Run:
     """The run's config, its data (for shapes and a test batch) and its `checkpoint`."""
     record, config = read_run_record(run_dir), run_config(run_dir)
     data = run_data(config, data_dir)
-    restored = restore_checkpoint(run_dir, config, data, (checkpoint,))
-    if np.ndim(restored.state.step) > 0:
-        raise JaxninError(f"{run_dir} trained {np.shape(restored.state.step)[0]} seeds at once "
-                          "and an ONNX file holds one model: train the seed you want alone "
-                          "(--seed S --seeds 1) and export that run")
+    restored = restore_checkpoint(run_dir, config, data, (checkpoint,), seed)
     class_names = tuple(record.get("dataset", {}).get("class_names") or data.class_names)
     return Run(run_dir, config, data, restored, class_names)
 
@@ -238,6 +235,8 @@ def _parser():
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"largest max abs logit difference accepted [{TOLERANCE:g}]")
     parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
+    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
+                        "which seed's model to export [the first]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

@@ -26,7 +26,8 @@ def main(argv) -> int:
     run_dir = Path(args.run_dir)
     config = run_config(run_dir)
     data = run_data(config, args.data_dir)
-    state, kind, epoch, _ = restore_checkpoint(run_dir, config, data, CHECKPOINT_PREFERENCE)
+    state, kind, epoch, _ = restore_checkpoint(run_dir, config, data, CHECKPOINT_PREFERENCE,
+                                                   args.seed)
     count = min(args.count, len(data.test_labels))
     images, actual = data.test_images[:count], data.test_labels[:count]
     logits = state.apply_fn({"params": state.params}, preprocess(images, config.resize))
@@ -48,6 +49,8 @@ def _parser():
     parser.add_argument("--count", type=int, default=20, help="how many test images [20]")
     parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
     parser.add_argument("--out", help="PNG path [RUN_DIR/predictions.png]")
+    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
+                        "which seed's model to use [the first]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

@@ -38,11 +38,12 @@ class Recipe:
         start = time.perf_counter()
         data = load_data(config.dataset, config.data_dir, config.data_options)
         load_s = time.perf_counter() - start
-        workdir = args.workdir or Path("runs") / self.run_name(
-            config, data.train_images.shape[-1], len(data.class_names))
+        name = self.run_name(config, data.train_images.shape[-1], len(data.class_names))
+        workdir = args.workdir or Path("runs") / (
+            name + (f"_seeds{config.seeds}" if config.seeds > 1 else ""))
         print(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
               f"{load_s:.1f} s) -> {workdir}")
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        interrupt_on_sigterm()
         fit(config, data, workdir, resume=args.resume)
         return 0
 
@@ -52,7 +53,8 @@ class Recipe:
                     self.defaults)
         overrides = {k: getattr(args, k) for k in (
             "data_dir", "epochs", "batch_size", "eval_batch_size", "optimizer", "lr", "momentum",
-            "schedule", "step_size", "gamma", "dtype", "seed", "limit_train", "limit_test")}
+            "schedule", "step_size", "gamma", "dtype", "seed", "seeds", "limit_train",
+            "limit_test")}
         resize = base.resize if args.resize is None else (args.resize or None)
         options = {**base.model_options, **self.model_options(args)}
         data_options = {**base.data_options, **self.data_options(args)}
@@ -83,6 +85,8 @@ class Recipe:
             f"0 keeps 28x28 [{d.resize}]")
         add("--dtype", choices=DTYPES, help=f"compute dtype; params stay float32 [{d.dtype}]")
         add("--seed", type=int, help=f"seeds init, shuffling and dropout [{d.seed}]")
+        add("--seeds", type=int, help="train K replicas (seeds seed..seed+K-1) at once in one "
+            "program; report each seed and the mean ± std [1]")
         add("--limit-train", type=int, help="train on the first N training examples only")
         add("--limit-test", type=int, help="evaluate on the first N test examples only")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
@@ -91,6 +95,11 @@ class Recipe:
         self.add_model_flags(parser)
         self.add_data_flags(parser)
         return parser
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a cluster's pre-emption, `kill`) takes the same clean path as Ctrl-C."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
 
 def _raise_keyboard_interrupt(signum, frame):

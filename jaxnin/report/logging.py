@@ -3,6 +3,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
@@ -38,16 +40,18 @@ class RunLog:
 
 def epoch_line(record: dict) -> str:
     """One console line per epoch, like seed 004's summary."""
+    seeds = record.get("per_seed", {}).get("test_acc", [])
+    spread = f" ± {np.std(seeds):.4f} ({len(seeds)} seeds)" if seeds else ""
     return (f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  "
             f"train acc {record['train_acc']:.4f}  test loss {record['test_loss']:.4f}  "
-            f"test acc {record['test_acc']:.4f}  lr {record['lr']:.3g}  "
+            f"test acc {record['test_acc']:.4f}{spread}  lr {record['lr']:.3g}  "
             f"{record['epoch_time_s']:.1f} s  {record['examples_per_s']:,.0f} ex/s")
 
 
 def final_lines(history: list[dict], device: str) -> str:
     """d2l's closing two lines: last epoch's metrics, then training throughput."""
     last = history[-1]
-    examples = sum(r["train_examples"] for r in history)
+    examples = sum(r["examples_per_s"] * r["train_time_s"] for r in history)  # all replicas
     seconds = sum(r["train_time_s"] for r in history)
     return (f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
             f"test acc {last['test_acc']:.3f}\n{examples / seconds:.1f} examples/sec on {device}")

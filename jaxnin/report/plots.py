@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,6 +23,10 @@ def _plot(history, keys, path, ylabel, title) -> Path:
     for key in keys:
         values = [record[key] for record in history]
         (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=key.replace("_", " "))
+        if "per_seed" in history[-1]:  # --seeds K: the mean, in a band of ± one std over seeds
+            spread = np.array([np.nanstd(record["per_seed"][key]) for record in history])
+            ax.fill_between(epochs, np.subtract(values, spread), np.add(values, spread),
+                            color=line.get_color(), alpha=0.2, linewidth=0)
         # The higher final value is labelled above its line end, the lower below, so that
         # labels of curves ending close together do not overprint each other.
         lift = 6 if key == finals[-1] else -6

@@ -32,6 +32,7 @@ class TrainConfig:
     resize: int | None = 224
     dtype: str = "float32"
     seed: int = 0
+    seeds: int = 1  # replicas trained at once in one program, seeded seed, seed + 1, ...
     limit_train: int | None = None
     limit_test: int | None = None
     best: tuple[str, ...] = ("best_loss",)
@@ -59,6 +60,7 @@ class TrainConfig:
              f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"),
             (self.dtype in DTYPES, f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.seeds >= 1, f"--seeds must be at least 1, got {self.seeds}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (num_train is None or self.batch_size <= num_train, f"--batch-size {self.batch_size} is larger than the "
@@ -70,6 +72,11 @@ class TrainConfig:
         ]:
             if not ok:
                 raise JaxninError(message)
+
+    @property
+    def seed_values(self) -> list[int]:
+        """The seed of each replica: replica i is the run that --seed seed+i alone would be."""
+        return list(range(self.seed, self.seed + self.seeds))
 
     def changed_keys(self, other: "TrainConfig") -> list[str]:
         """Keys, other than those a resume may change, whose values differ from `other`'s."""

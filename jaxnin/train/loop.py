@@ -20,7 +20,8 @@ from jaxnin.report.plots import plot_curves
 from jaxnin.train.checkpoint import CheckpointStore, interrupts_deferred
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
-from jaxnin.train.steps import TrainState, create_train_state, evaluate, mean_metrics, train_epoch
+from jaxnin.train.replicas import epoch_metrics, fold_in, per_seed_metrics, run_keys, seed_results
+from jaxnin.train.steps import TrainState, create_train_state, evaluate, train_epoch
 from jaxnin.train.timing import timed
 
 
@@ -54,12 +55,11 @@ def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
 def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConfig, schedule,
                  store: CheckpointStore, log: RunLog):
     """Run the remaining epochs; checkpoint after each one whose metrics are finite."""
-    epoch_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    epoch_key = run_keys(config, 1)
     for epoch in range(len(log.history) + 1, config.epochs + 1):
-        lr = float(schedule(state.step))
+        lr = float(schedule(state.step.reshape(-1)[0]))  # replicas step in lockstep
         try:
-            state, record = run_epoch(state, train, test, jax.random.fold_in(epoch_key, epoch),
-                                      config)
+            state, record = run_epoch(state, train, test, fold_in(epoch_key, epoch), config)
         except jax.errors.JaxRuntimeError as err:
             raise out_of_memory(err, config) or err
         record = {"epoch": epoch, "lr": lr, **record}
@@ -78,33 +78,45 @@ def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainCo
         train_epoch, state, train, key, config.batch_size, config.resize)
     test_sums, test_wall, test_compile = timed(evaluate, state, test, config.eval_batch_size,
                                                config.resize)
-    train_m, test_m = mean_metrics(jax.device_get(train_sums)), mean_metrics(jax.device_get(test_sums))
+    train_m, test_m = per_seed_metrics(train_sums), per_seed_metrics(test_sums)
     train_time = train_wall - train_compile
     eval_time = test_wall - test_compile
     return state, {
-        "train_loss": train_m["loss"], "train_acc": train_m["acc"],
-        "test_loss": test_m["loss"], "test_acc": test_m["acc"],
+        **epoch_metrics(train_m, test_m, config.seed_values),
         "epoch_time_s": train_time + eval_time,
-        "examples_per_s": train_m["count"] / train_time,
+        # Every replica's examples: the work done per second by the whole program.
+        "examples_per_s": config.seeds * train_m[0]["count"] / train_time,
         "train_time_s": train_time, "eval_time_s": eval_time,
         "compile_time_s": train_compile + test_compile,
-        "train_examples": train_m["count"], "test_examples": test_m["count"],
+        "train_examples": train_m[0]["count"], "test_examples": test_m[0]["count"],
     }
 
 
 def initial_state(config: TrainConfig, data: ImageDataset, train: DeviceSplit):
     """Model, optimizer and freshly initialised TrainState; also the lr schedule."""
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
-    model = create_model(config.model, num_classes=len(data.class_names), dtype=dtype,
-                         **config.model_options)
     steps_per_epoch = int(train.labels.shape[0]) // config.batch_size
+    tx, schedule = optimizer_for(config, steps_per_epoch)
+    model = model_for(config, len(data.class_names))
+    input_shape = model_input_shape(config, train.images.shape[1:])
+    return create_train_state(model, tx, run_keys(config, 0), input_shape), schedule
+
+
+def model_for(config: TrainConfig, num_classes: int):
+    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
+    return create_model(config.model, num_classes=num_classes, dtype=dtype, **config.model_options)
+
+
+def optimizer_for(config: TrainConfig, steps_per_epoch: int):
+    """The optax transformation and its lr schedule (per step)."""
     schedule = learning_rate_schedule(config.schedule, config.lr, steps_per_epoch, config.epochs,
                                       config.step_size, config.gamma)
-    tx = make_optimizer(config.optimizer, schedule, config.momentum)
-    height, width, channels = train.images.shape[1:]
-    input_shape = (config.resize or height, config.resize or width, channels)
-    init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-    return create_train_state(model, tx, init_key, input_shape), schedule
+    return make_optimizer(config.optimizer, schedule, config.momentum), schedule
+
+
+def model_input_shape(config: TrainConfig, image_shape) -> tuple[int, int, int]:
+    """(H, W, C) the model sees: the stored images' shape after --resize."""
+    height, width, channels = image_shape
+    return (config.resize or height, config.resize or width, channels)
 
 
 def interrupted(store: CheckpointStore) -> JaxninError:
@@ -200,9 +212,24 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
         "compile_time_s": sum(r["compile_time_s"] for r in history),
         # Cold start to here: imports, data load, compiles, every epoch and the curves.
         "process_wall_s": seconds_since_process_start(),
+        **seed_results(history, config.seed_values),
     }
     write_json(workdir / "run.json", record)
+    print(seed_lines(record["results"]))
     return history
+
+
+def seed_lines(results: dict) -> str:
+    """The mean and spread over seeds (with --seeds K > 1), then the total elapsed time."""
+    lines = []
+    if len(results["seeds"]) > 1:
+        lines.append(f"test acc over {len(results['seeds'])} seeds: final "
+                     f"{results['final_test_acc_mean']:.4f} ± {results['final_test_acc_std']:.4f}"
+                     f", best {results['best_test_acc_mean']:.4f} ± "
+                     f"{results['best_test_acc_std']:.4f}")
+    if results["process_wall_s"] is not None:
+        lines.append(f"total elapsed {results['process_wall_s']:.1f} s (process start to now)")
+    return "\n".join(lines)
 
 
 def seconds_since_process_start() -> float | None:

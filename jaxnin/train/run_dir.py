@@ -57,11 +57,14 @@ def run_data(config: TrainConfig, data_dir: str | None = None) -> ImageDataset:
 
 
 def restore_checkpoint(run_dir: Path, config: TrainConfig, data: ImageDataset,
-                       kinds: tuple[str, ...]) -> Restored:
+                       kinds: tuple[str, ...], seed: int | None = None) -> Restored:
     """The first of `kinds` (in order of preference) that the run has a checkpoint of.
 
-    Kinds the run never tracked are skipped; the error names the ones it has.
+    Kinds the run never tracked are skipped; the error names the ones it has. From a run of
+    several seeds at once (--seeds K) it returns the replica of `seed` (default: the first);
+    its checkpoints were chosen by the mean over seeds.
     """
+    replica = _replica_index(config, seed, run_dir)
     run_dir = Path(run_dir)
     tracked = ("latest", *config.best)
     wanted = [kind for kind in kinds if kind in tracked]
@@ -77,11 +80,22 @@ def restore_checkpoint(run_dir: Path, config: TrainConfig, data: ImageDataset,
             restored = store.restore(kind, target)
             if restored is not None:
                 state, record = restored
+                if config.seeds > 1:
+                    state = jax.tree.map(lambda leaf: leaf[replica], state)
                 return Restored(state, kind, record["epoch"], record)
     finally:
         store.close()
     raise JaxninError(f"{run_dir} has no {' or '.join(wanted)} checkpoint yet: let its run "
                       "finish an epoch first")
+
+
+def _replica_index(config: TrainConfig, seed: int | None, run_dir: Path) -> int:
+    if seed is None:
+        return 0
+    if seed not in config.seed_values:
+        raise JaxninError(f"{run_dir} trained seed(s) {', '.join(map(str, config.seed_values))}, "
+                          f"not --seed {seed}: choose one of those")
+    return config.seed_values.index(seed)
 
 
 def abstract_state(config: TrainConfig, data: ImageDataset) -> TrainState:

@@ -18,9 +18,26 @@ TrainState = train_state.TrainState
 
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation, key: jax.Array,
                        input_shape: tuple[int, int, int]) -> TrainState:
-    """Fresh params for one example of `input_shape` (H, W, C) and the optimizer state."""
-    params = jax.jit(model.init)(key, jnp.zeros((1, *input_shape)))["params"]
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    """Fresh params for one example of `input_shape` (H, W, C) and the optimizer state.
+
+    Given a (K,) array of keys, it makes K replicas stacked along a new leading axis, each
+    exactly the state that its own key alone would give.
+    """
+    def create(key):
+        params = model.init(key, jnp.zeros((1, *input_shape)))["params"]
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+    return jax.jit(jax.vmap(create) if key.ndim else create)(key)
+
+
+def replica_count(state: TrainState) -> int | None:
+    """K for a state of K stacked replicas, None for a single one (its step is a scalar)."""
+    return None if state.step.ndim == 0 else int(state.step.shape[0])
+
+
+def _over_replicas(fn, replicated: bool, in_axes):
+    """`fn` vmapped over the replica axis where there is one; `fn` itself otherwise."""
+    return jax.vmap(fn, in_axes=in_axes) if replicated else fn
 
 
 @functools.partial(jax.jit, static_argnames="resize", donate_argnames="state")
@@ -49,7 +66,9 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
                 resize: int | None = None, fused: bool | None = None):
     """One epoch: shuffle on the device, then train_step over every full batch.
 
-    Returns the new state and the epoch's metric sums, which stay on the device.
+    Returns the new state and the epoch's metric sums, which stay on the device. For K stacked
+    replicas (see create_train_state) `key` is a (K,) array of keys: each replica gets its own
+    shuffle and dropout, all K train in one program, and the sums come back with shape (K,).
 
     Args:
       fused: run the whole epoch as one device program (lax.scan), so nothing returns to the
@@ -62,24 +81,30 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
         fused = jax.default_backend() != "cpu"
     if fused:
         return _fused_epoch(state, split, key, batch_size, resize)
-    order, dropout_key = _epoch_plan(key, split.labels.shape[0], batch_size)
+    plan = functools.partial(_epoch_plan, num_examples=split.labels.shape[0],
+                             batch_size=batch_size)
+    order, dropout_key = _over_replicas(plan, key.ndim > 0, 0)(key)
     sums = []
-    for index in range(order.shape[0]):
-        state, step_sums = _indexed_step(state, split, order[index], dropout_key, index, resize)
+    for index in range(order.shape[-2]):
+        state, step_sums = _indexed_step(state, split, order[..., index, :], dropout_key, index,
+                                         resize)
         sums.append(step_sums)
-    return state, jax.tree.map(lambda *steps: jnp.sum(jnp.stack(steps)), *sums)
+    return state, jax.tree.map(lambda *steps: jnp.sum(jnp.stack(steps), axis=0), *sums)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"), donate_argnames="state")
 def _fused_epoch(state, split, key, batch_size, resize):
-    order, dropout_key = _epoch_plan(key, split.labels.shape[0], batch_size)
+    def epoch(state, key):
+        order, dropout_key = _epoch_plan(key, split.labels.shape[0], batch_size)
 
-    def one_step(state, step):
-        index, batch_indices = step
-        return _indexed_step(state, split, batch_indices, dropout_key, index, resize)
+        def one_step(state, step):
+            index, batch_indices = step
+            return _indexed_step(state, split, batch_indices, dropout_key, index, resize)
 
-    state, sums = jax.lax.scan(one_step, state, (jnp.arange(order.shape[0]), order))
-    return state, jax.tree.map(jnp.sum, sums)
+        state, sums = jax.lax.scan(one_step, state, (jnp.arange(order.shape[0]), order))
+        return state, jax.tree.map(jnp.sum, sums)
+
+    return _over_replicas(epoch, key.ndim > 0, 0)(state, key)
 
 
 @functools.partial(jax.jit, static_argnames=("num_examples", "batch_size"))
@@ -92,24 +117,30 @@ def _epoch_plan(key, num_examples, batch_size):
 @functools.partial(jax.jit, static_argnames="resize", donate_argnames="state")
 def _indexed_step(state, split, batch_indices, dropout_key, index, resize):
     """train_step on the examples at `batch_indices`, gathered on the device."""
-    batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices]}
-    return train_step(state, batch, jax.random.fold_in(dropout_key, index), resize)
+    def step(state, batch_indices, dropout_key):
+        batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices]}
+        return train_step(state, batch, jax.random.fold_in(dropout_key, index), resize)
+
+    return _over_replicas(step, dropout_key.ndim > 0, 0)(state, batch_indices, dropout_key)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"))
 def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
              resize: int | None = None) -> dict:
-    """Metric sums over the whole split; every example counts exactly once."""
+    """Metric sums over the whole split; every example counts exactly once (per replica)."""
     order, mask = eval_order(split.labels.shape[0], batch_size)
 
-    def one_batch(_, step):
-        batch_indices, batch_mask = step
-        batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices],
-                 "mask": batch_mask}
-        return None, eval_step(state, batch, resize)
+    def evaluate_one(state):
+        def one_batch(_, step):
+            batch_indices, batch_mask = step
+            batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices],
+                     "mask": batch_mask}
+            return None, eval_step(state, batch, resize)
 
-    _, sums = jax.lax.scan(one_batch, None, (order, mask))
-    return jax.tree.map(jnp.sum, sums)
+        _, sums = jax.lax.scan(one_batch, None, (order, mask))
+        return jax.tree.map(jnp.sum, sums)
+
+    return _over_replicas(evaluate_one, state.step.ndim > 0, 0)(state)
 
 
 def mean_metrics(sums: dict) -> dict:

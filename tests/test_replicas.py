@@ -1,0 +1,139 @@
+"""--seeds K: K replicas in one program, each equal to the single run with its seed."""
+import dataclasses
+import json
+import math
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from jaxnin.data.pipeline import to_device
+from jaxnin.data.vision import ImageDataset
+from jaxnin.models import create_model
+from jaxnin.errors import JaxninError
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.loop import fit, initial_state
+from jaxnin.train.run_dir import restore_checkpoint
+from jaxnin.train.replicas import epoch_metrics, run_keys, seed_results
+from jaxnin.train.steps import create_train_state, evaluate, replica_count, train_epoch
+from jaxnin.train.optim import make_optimizer
+import optax
+
+# A VGG small enough for the CPU, with dropout, so that init, shuffles and dropout masks must
+# all match per seed.
+TINY_VGG = TrainConfig(model="vgg11", model_options={"width_divisor": 16, "dropout": 0.5},
+                       resize=32, epochs=2, batch_size=16, lr=0.05, eval_batch_size=32,
+                       seed=5, seeds=2)
+
+
+def random_dataset(train=96, test=40, seed=0) -> ImageDataset:
+    rng = np.random.default_rng(seed)
+    images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    labels = lambda n: rng.integers(0, 10, n).astype(np.int32)
+    return ImageDataset("fashion_mnist", images(train), labels(train), images(test), labels(test),
+                        tuple("0123456789"), "synthetic")
+
+
+def latest_params(workdir, config, data):
+    fresh, _ = initial_state(config, data, to_device(data.train_images, data.train_labels, 8))
+    store = CheckpointStore(workdir / "checkpoints", config.best)
+    state, _ = store.restore("latest", fresh)
+    store.close()
+    return jax.device_get(state.params)
+
+
+def test_replica_i_equals_the_single_run_with_seed_i(tmp_path):
+    data = random_dataset()
+    together = fit(TINY_VGG, data, tmp_path / "together")
+    stacked = latest_params(tmp_path / "together", TINY_VGG, data)
+    for i, seed in enumerate(TINY_VGG.seed_values):
+        alone_config = dataclasses.replace(TINY_VGG, seed=seed, seeds=1)
+        alone = fit(alone_config, data, tmp_path / f"seed{seed}")
+        for epoch_together, epoch_alone in zip(together, alone):
+            for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+                assert epoch_together["per_seed"][key][i] == pytest.approx(
+                    epoch_alone[key], abs=1e-5), (seed, key)
+        # vmapped convolutions are grouped ones: the same sums in another order, so 1e-5.
+        alone_params = latest_params(tmp_path / f"seed{seed}", alone_config, data)
+        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], stacked), alone_params,
+                                    atol=1e-5)
+        # predict and the ONNX export pick a seed's model out of the run the same way
+        picked = restore_checkpoint(tmp_path / "together", TINY_VGG, data, ("latest",), seed)
+        chex.assert_trees_all_close(jax.device_get(picked.state.params), alone_params, atol=1e-5)
+    with pytest.raises(JaxninError, match="trained seed.s. 5, 6, not --seed 7"):
+        restore_checkpoint(tmp_path / "together", TINY_VGG, data, ("latest",), 7)
+
+
+def test_stacked_states_and_fused_epochs_per_replica():
+    model = create_model("lenet")
+    tx = make_optimizer("adam", optax.constant_schedule(1e-3))
+    keys = jax.numpy.stack([jax.random.key(3), jax.random.key(4)])
+    stacked = create_train_state(model, tx, keys, (28, 28, 1))
+    assert replica_count(stacked) == 2
+    single = create_train_state(model, tx, jax.random.key(4), (28, 28, 1))
+    assert replica_count(single) is None
+    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], stacked.params), single.params)
+    data = random_dataset(train=64)
+    split = to_device(data.train_images, data.train_labels)
+    epoch_keys = jax.numpy.stack([jax.random.key(7), jax.random.key(8)])
+    fused, fused_sums = train_epoch(stacked, split, epoch_keys, 16, fused=True)
+    stacked = create_train_state(model, tx, keys, (28, 28, 1))  # the fused epoch donated it
+    stepped, stepped_sums = train_epoch(stacked, split, epoch_keys, 16, fused=False)
+    chex.assert_shape(list(fused_sums.values()), (2,))
+    chex.assert_trees_all_close(fused_sums, stepped_sums, atol=1e-4)
+    chex.assert_trees_all_close(fused.params, stepped.params, atol=1e-5)
+    test_sums = evaluate(fused, to_device(data.test_images, data.test_labels), 16)
+    np.testing.assert_array_equal(test_sums["count"], [40, 40])
+
+
+def test_run_keys_give_each_replica_its_single_run_key():
+    keys = run_keys(TrainConfig(seed=5, seeds=3), 1)
+    for i in range(3):
+        single = run_keys(TrainConfig(seed=5 + i), 1)
+        np.testing.assert_array_equal(jax.random.key_data(keys[i]), jax.random.key_data(single))
+
+
+def test_a_diverged_seed_is_named_and_left_out_of_the_mean_loss():
+    metrics = lambda loss, acc: {"loss": loss, "acc": acc, "count": 10}
+    record = epoch_metrics([metrics(1.0, 0.5), metrics(math.nan, 0.1), metrics(3.0, 0.9)],
+                           [metrics(2.0, 0.4), metrics(math.nan, 0.1), metrics(4.0, 0.7)],
+                           [0, 1, 2])
+    assert record["train_loss"] == 2.0 and record["test_loss"] == 3.0
+    assert record["train_acc"] == pytest.approx(0.5) and record["test_acc"] == pytest.approx(0.4)
+    assert record["diverged_seeds"] == [1]
+    assert record["per_seed"]["test_acc"] == [0.4, 0.1, 0.7]
+    every = epoch_metrics([metrics(math.nan, 0.1)] * 2, [metrics(math.nan, 0.1)] * 2, [0, 1])
+    assert math.isnan(every["train_loss"])  # so fit stops as for a single run
+    assert "per_seed" not in epoch_metrics([metrics(1.0, 0.5)], [metrics(1.0, 0.5)], [0])
+
+
+def test_seed_results_take_best_per_seed_then_mean_and_std():
+    history = [{"test_acc": 0.5, "per_seed": {"test_acc": [0.4, 0.6]}},
+               {"test_acc": 0.6, "per_seed": {"test_acc": [0.7, 0.5]}}]
+    results = seed_results(history, [0, 1])
+    assert results["final_test_acc_per_seed"] == [0.7, 0.5]
+    assert results["best_test_acc_per_seed"] == [0.7, 0.6]
+    assert results["best_test_acc_mean"] == pytest.approx(0.65)
+    assert results["best_test_acc_std"] == pytest.approx(0.05)
+    assert seed_results([{"test_acc": 0.8}], [3])["final_test_acc_std"] == 0.0
+
+
+def test_seeds_flag_on_a_recipe_reports_each_seed_and_the_spread(mnist, data_cache, tmp_path,
+                                                                 monkeypatch, capsys):
+    from jaxnin.experiments import mnist_lenet
+
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    code = mnist_lenet.RECIPE.main(["--seeds", "3", "--epochs", "2", "--limit-train", "512",
+                                    "--limit-test", "200", "--workdir", str(tmp_path)])
+    assert code == 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [len(r["per_seed"]["test_acc"]) for r in history] == [3, 3]
+    results = json.loads((tmp_path / "run.json").read_text())["results"]
+    accs = results["final_test_acc_per_seed"]
+    assert results["seeds"] == [0, 1, 2] and len(set(accs)) > 1  # seeds differ
+    assert results["final_test_acc_mean"] == pytest.approx(np.mean(accs))
+    assert results["final_test_acc_std"] == pytest.approx(np.std(accs))
+    out = capsys.readouterr().out
+    assert "(3 seeds)" in out and "test acc over 3 seeds: final" in out
