@@ -1,0 +1,403 @@
+"""`python -m jaxnin.bench`: jaxnin against PyTorch on one device, in one run.
+
+    python -m jaxnin.bench [--models nin,vgg11,lenet] [--batch-sizes 128,512] [--steps N]
+                           [--tiny] [--no-torch] [--skip-tta | --tta-only] [--out DIR]
+
+For each model and batch size it times jaxnin's training epoch (fp32 and bf16) and three
+PyTorch references (the seeds' CPU pipeline, fp32 with the data on the device, and tuned:
+torch.compile + bf16 autocast + channels_last), each in its own child process; then it trains
+seed 001's NiN and seed 002's LeNet from a cold start on the real data, on both sides, and
+times how long each takes to reach its accuracy. Results go to
+`<out>/results-<device>-<date>.json` and `.md`, rewritten after every measurement.
+"""
+import argparse
+import dataclasses
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jaxnin
+from jaxnin.bench import report, tta
+from jaxnin.bench.jaxnin_side import TRAIN_FLOPS_NOTE
+from jaxnin.bench.worker import run_in_child, run_job
+from jaxnin.cli import ArgumentParser
+from jaxnin.data.vision import load_dataset
+from jaxnin.errors import JaxninError
+from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet
+from jaxnin.train.config import TrainConfig
+
+# model -> the recipe whose optimizer, lr and model options its throughput runs use.
+RECIPES = {"nin": fashion_nin.DEFAULTS, "vgg11": fashion_vgg.DEFAULTS,
+           "lenet": mnist_lenet.DEFAULTS}
+# The issue's table: NiN at 128 and 512, VGG-11 at 128, LeNet at 256.
+BATCH_SIZES = {"nin": (128, 512), "vgg11": (128,), "lenet": (256,)}
+STEPS = {"nin": 50, "vgg11": 50, "lenet": 200}  # about 1 s an epoch for jaxnin on an H100
+# --tiny: CPU-sized. NiN's smallest input is 67; VGG at 32 with an eighth of the channels.
+TINY = {"nin": {"batch_size": 8, "resize": 67, "options": {}},
+        "vgg11": {"batch_size": 8, "resize": 32, "options": {"width_divisor": 8, "hidden": 256}},
+        "lenet": {"batch_size": 16, "resize": None, "options": {}}}
+TINY_STEPS, TINY_REPEATS = 2, 2
+# Time to accuracy: recipe -> (experiment module, its defaults, target test accuracy or None
+# for "the whole recipe").
+TTA_RECIPES = {"nin": ("fashion_nin", fashion_nin.DEFAULTS, 0.885),
+               "lenet": ("mnist_lenet", mnist_lenet.DEFAULTS, None)}
+TINY_TTA = {"epochs": 1, "limit_train": 256, "limit_test": 100}
+TORCH_VARIANTS = ("seed_pipeline", "fp32", "tuned")
+DTYPES = ("float32", "bfloat16")
+TORCH_MISSING_FLAG = "torch side not run (--no-torch)"
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_args(args)
+    if not settings.in_process:
+        # The children measure; were this process to touch the GPU, JAX would reserve most of
+        # its memory here, for the whole run, and PyTorch's children would run out of it.
+        import jax
+        jax.config.update("jax_platforms", "cpu")
+    results = new_results(argv, settings)
+    paths = [None, None]
+
+    def save():
+        if paths[0] is None:
+            paths[:] = report.output_paths(settings.out, results["device"].get("kind", ""),
+                                           results["date"], settings.file_suffix)
+        results["ratios"] = report.ratios(results["throughput"])
+        results["targets"] = report.targets(results)
+        report.write(results, *paths)
+
+    probe(results, settings)
+    save()
+    if not settings.tta_only:
+        for job in throughput_jobs(settings):
+            measure(job, results, settings)
+            save()
+    if not settings.skip_tta:
+        for recipe in settings.tta_recipes:
+            for side in ("jaxnin", "torch"):
+                results["tta"].append(time_to_accuracy(recipe, side, results, settings))
+                save()
+    print(f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What to measure, from the flags (and --tiny's sizes)."""
+    models: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    batch_sizes: dict
+    resize: dict
+    model_options: dict
+    steps: dict
+    repeats: int
+    torch_variants: tuple[str, ...]
+    compile: bool
+    compile_mode: str
+    num_workers: int
+    in_process: bool
+    job_timeout: float
+    tta_recipes: tuple[str, ...]
+    tta_only: bool
+    skip_tta: bool
+    tta_overrides: dict
+    tta_dtype: str
+    tta_timeout: float
+    data_dir: str | None
+    out: Path
+    tiny: bool
+    peak_tflops: float | None
+    profile: bool
+
+    @classmethod
+    def from_args(cls, args) -> "Settings":
+        models = _choices(args.models, RECIPES, "--models")
+        tiny = args.tiny
+        if args.batch_sizes:
+            sizes = tuple(_positive_ints(args.batch_sizes, "--batch-sizes"))
+            batch_sizes = {m: sizes for m in models}
+        else:
+            batch_sizes = {m: (TINY[m]["batch_size"],) if tiny else BATCH_SIZES[m] for m in models}
+        resize = {m: TINY[m]["resize"] if tiny else RECIPES[m].resize for m in models}
+        if args.resize is not None:
+            resize |= {m: args.resize for m in models if m != "lenet"}  # LeNet-5 is 28x28 only
+        options = {m: {**RECIPES[m].model_options, **(TINY[m]["options"] if tiny else {})}
+                   for m in models}
+        steps = {m: args.steps or (TINY_STEPS if tiny else STEPS[m]) for m in models}
+        variants = () if args.no_torch else tuple(_choices(args.torch_variants, TORCH_VARIANTS,
+                                                           "--torch-variants"))
+        overrides = {**(TINY_TTA if tiny else {}),
+                     **{k: v for k, v in (("epochs", args.epochs),
+                                          ("limit_train", args.limit_train),
+                                          ("limit_test", args.limit_test)) if v is not None}}
+        if args.skip_tta and args.tta_only:
+            raise JaxninError("--skip-tta and --tta-only exclude each other: drop one")
+        return cls(models=models, dtypes=_choices(args.dtypes, DTYPES, "--dtypes"),
+                   batch_sizes=batch_sizes, resize=resize, model_options=options,
+                   steps=steps, repeats=args.repeats or (TINY_REPEATS if tiny else 3),
+                   torch_variants=variants, compile=not (args.no_compile or tiny),
+                   compile_mode=args.compile_mode, num_workers=args.num_workers,
+                   in_process=args.in_process, job_timeout=args.job_timeout,
+                   tta_recipes=tuple(_choices(args.tta_recipes, TTA_RECIPES, "--tta-recipes")),
+                   tta_only=args.tta_only, skip_tta=args.skip_tta, tta_overrides=overrides,
+                   tta_dtype=args.tta_dtype, tta_timeout=args.tta_timeout,
+                   data_dir=args.data_dir, out=Path(args.out), tiny=tiny,
+                   peak_tflops=args.peak_tflops, profile=args.profile)
+
+    @property
+    def file_suffix(self) -> str:
+        return ("-tiny" if self.tiny else "") + (
+            "-throughput" if self.skip_tta else "-tta" if self.tta_only else "")
+
+
+def new_results(argv, settings: Settings) -> dict:
+    notes = [f"MFU = training FLOP/s / the device's dense bf16 peak, for fp32 rows too; "
+             f"{TRAIN_FLOPS_NOTE}",
+             "ex/s: median over timed epochs after a compiling warm-up epoch; random uint8 "
+             "28x28x1 data, resized on the device (torch seed pipeline: PIL on the CPU)",
+             "every measurement runs in its own child process" if not settings.in_process
+             else "--in-process: jaxnin's measurements in this process (peak memory "
+                  "accumulates), PyTorch's in child processes"]
+    if not settings.torch_variants:
+        notes.append(TORCH_MISSING_FLAG)
+    elif not settings.compile:
+        notes.append("torch tuned ran without torch.compile (--no-compile or --tiny)")
+    if settings.tiny:
+        notes.append("--tiny: CPU-sized models, batches and steps; a check that the bench "
+                     "runs, not a speed claim")
+    return {"schema": 1, "command": "python -m jaxnin.bench " + shlex.join(argv),
+            "date": time.strftime("%Y-%m-%d"), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "git_commit": _git_commit(), "host_python": platform.python_version(),
+            "settings": _settings_record(settings), "device": {}, "versions": {},
+            "notes": notes, "throughput": [], "ratios": [], "tta": [], "targets": []}
+
+
+def probe(results: dict, settings: Settings) -> None:
+    """The device, its peak and the JAX-side versions, from a child (or this process)."""
+    job = {"side": "jaxnin", "kind": "probe", "peak_tflops": settings.peak_tflops,
+           "matmul_iterations": 20}
+    result = _run(job, settings)
+    if result["status"] != "ok":
+        results["notes"].append(f"device probe {result['status']}: {result.get('reason')}")
+        return
+    device = result["device"]
+    results["versions"] |= {"jaxnin": jaxnin.__version__, **device.pop("versions")}
+    results["device"] = {**device, "matmul_bf16_flops": result["matmul_bf16"]["flops_per_s"]}
+    print(f"device: {device['kind']} ({device['platform']}); bf16 peak "
+          f"{report._tflops(device['bf16_peak_flops'])}, measured matmul "
+          f"{report._tflops(results['device']['matmul_bf16_flops'])}", flush=True)
+
+
+def throughput_jobs(settings: Settings) -> list[dict]:
+    """One job per (model, batch, jaxnin dtype or torch variant); the seed pipeline runs at
+    each model's first batch size only (it is bound by the CPU, not the batch)."""
+    jobs = []
+    for model in settings.models:
+        recipe = RECIPES[model]
+        for index, batch_size in enumerate(settings.batch_sizes[model]):
+            base = {"kind": "throughput", "model": model,
+                    "model_options": settings.model_options[model], "batch_size": batch_size,
+                    "resize": settings.resize[model], "steps": settings.steps[model],
+                    "repeats": settings.repeats, "optimizer": recipe.optimizer, "lr": recipe.lr,
+                    "momentum": recipe.momentum}
+            jobs += [{**base, "side": "jaxnin", "dtype": dtype, "peak_tflops": settings.peak_tflops,
+                      "profile_dir": str(settings.out / "profiles" / f"{model}-b{batch_size}-{dtype}")
+                      if settings.profile else None}
+                     for dtype in settings.dtypes]
+            jobs += [{**base, "side": "torch", "variant": variant, "compile": settings.compile,
+                      "compile_mode": settings.compile_mode, "num_workers": settings.num_workers,
+                      "warmup_steps": max(1, min(10, settings.steps[model]))}
+                     for variant in settings.torch_variants
+                     if variant != "seed_pipeline" or index == 0]
+    return jobs
+
+
+def measure(job: dict, results: dict, settings: Settings) -> None:
+    """Run one throughput job (unless torch is known to be missing) and record its row."""
+    missing = results.get("torch_missing")
+    if job["side"] == "torch" and missing:
+        result = {"status": "skipped", "reason": missing}
+    else:
+        result = _run(job, settings)
+    note_torch_missing(result, results)
+    if job["side"] == "torch" and "versions" in result:
+        results["versions"] |= result.pop("versions")
+    row = {k: job[k] for k in ("side", "model", "batch_size", "resize", "steps", "repeats")}
+    row |= {"dtype": job["dtype"]} if job["side"] == "jaxnin" else {"variant": job["variant"]}
+    row |= {"model_options": job["model_options"], "optimizer": job["optimizer"], **result}
+    results["throughput"].append(row)
+    speed = f"{row['examples_per_s']:,.0f} ex/s" if row["status"] == "ok" else (
+        f"{row['status']}: {row.get('reason')}")
+    took = row.get("child_wall_s") or row.get("in_process_s") or 0.0
+    print(f"{job['model']} b{job['batch_size']} @{job['resize'] or 28} {job['side']} "
+          f"{report.variant(row)}: {speed} ({took:.1f} s)", flush=True)
+
+
+def note_torch_missing(result: dict, results: dict) -> None:
+    """Once a child finds no torch, say so once and spawn no more PyTorch children."""
+    if result.pop("torch_missing", False):
+        results["torch_missing"] = result["reason"]
+        results["notes"].append(result["reason"])
+
+
+def time_to_accuracy(recipe: str, side: str, results: dict, settings: Settings) -> dict:
+    """Train `recipe` on `side` from a cold start; seconds to its target and to the end."""
+    module, defaults, target = TTA_RECIPES[recipe]
+    config = dataclasses.replace(defaults, dtype=settings.tta_dtype,
+                                 data_dir=settings.data_dir, **settings.tta_overrides)
+    if settings.tiny and config.resize:
+        config = dataclasses.replace(config, resize=TINY[config.model]["resize"])
+    record = {"recipe": recipe, "side": side, "target_acc": target, "module": module,
+              "config": config.to_json()}
+    reason = _tta_unavailable(side, config, results, settings)
+    if reason:
+        print(f"time to accuracy, {recipe} {side}: skipped: {reason}", flush=True)
+        return {**record, "status": "skipped", "reason": reason}
+    logs = settings.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{recipe}-{side}-") as workdir:
+        workdir = Path(workdir)
+        if side == "jaxnin":
+            command = tta.jaxnin_command(module, workdir, _recipe_flags(config, defaults))
+        else:
+            command = tta.torch_command({"side": "torch", "kind": "tta", "workdir": str(workdir),
+                                         "compile": settings.compile,
+                                         "compile_mode": settings.compile_mode,
+                                         **config.to_json()})
+        outcome = tta.run_timed(command, workdir, logs / f"tta-{recipe}-{side}.log",
+                                settings.tta_timeout, tta.cold_env(workdir / "caches"))
+        run_json = workdir / "run.json"
+        if run_json.is_file():
+            outcome["own_process_wall_s"] = json.loads(run_json.read_text()).get(
+                "results", {}).get("process_wall_s")
+    note_torch_missing(outcome, results)
+    record |= {"command": shlex.join(command[1:] if side == "jaxnin" else command[1:3]),
+               **outcome, "time_to_target_s": tta.time_to_target(outcome["history"], target),
+               "breakdown": tta.breakdown(outcome["history"], outcome["wall_s"])}
+    accs = [r["test_acc"] for r in record["history"]]
+    print(f"time to accuracy, {recipe} {side}: {record['status']}, {len(accs)} epochs, "
+          f"best test acc {max(accs, default=float('nan')):.4f}, "
+          f"{record['wall_s']:.1f} s", flush=True)
+    return record
+
+
+def _tta_unavailable(side, config: TrainConfig, results, settings) -> str | None:
+    if side == "torch" and not settings.torch_variants:
+        return TORCH_MISSING_FLAG
+    if side == "torch" and results.get("torch_missing"):
+        return results["torch_missing"]
+    try:  # builds the NumPy cache once, outside every timing, so both sides read it
+        load_dataset(config.dataset, config.data_dir)
+    except JaxninError as err:
+        return str(err)
+    return None
+
+
+def _recipe_flags(config: TrainConfig, defaults: TrainConfig) -> list[str]:
+    """The recipe's command-line flags for every value that differs from its defaults."""
+    flags = []
+    for key in ("epochs", "dtype", "data_dir", "limit_train", "limit_test", "resize"):
+        value = getattr(config, key)
+        if value != getattr(defaults, key) and value is not None:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
+
+
+def _run(job: dict, settings: Settings) -> dict:
+    # PyTorch always gets a child: its seed pipeline forks, which JAX's threads do not survive.
+    if settings.in_process and job["side"] == "jaxnin":
+        start = time.perf_counter()
+        return {**run_job(job), "child_wall_s": None, "in_process_s": time.perf_counter() - start}
+    return run_in_child(job, settings.job_timeout)
+
+
+def _settings_record(settings: Settings) -> dict:
+    record = dataclasses.asdict(settings)
+    record["out"] = str(settings.out)
+    record["tta_full_recipe"] = not settings.tta_overrides
+    return record
+
+
+def _git_commit() -> str | None:
+    """HEAD of the jaxnin checkout, marked where the package differs from it."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        run = lambda *cmd: subprocess.run(["git", *cmd], cwd=package, capture_output=True,
+                                          text=True, timeout=5).stdout.strip()
+        commit, changed = run("rev-parse", "HEAD"), run("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return f"{commit} + uncommitted changes" if commit and changed else (commit or None)
+
+
+def _choices(text: str, valid, flag: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in valid]
+    if unknown or not chosen:
+        raise JaxninError(f"{flag} {text!r}: choose from {', '.join(valid)} (comma-separated)")
+    return chosen
+
+
+def _positive_ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise JaxninError(f"{flag} {text!r}: give positive integers, comma-separated, e.g. 128,512")
+    return values
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m jaxnin.bench", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--models", default="nin,vgg11,lenet", help="comma-separated [nin,vgg11,lenet]")
+    add("--batch-sizes", help="comma-separated, for every model [nin 128,512; vgg11 128; "
+        "lenet 256]")
+    add("--resize", type=int, help="input size for NiN and VGG [224; --tiny: 67 and 32]")
+    add("--steps", type=int, help="training steps per timed epoch [nin, vgg11 50; lenet 200]")
+    add("--repeats", type=int, help="timed epochs per measurement, after one warm-up [3]")
+    add("--dtypes", default=",".join(DTYPES), help="jaxnin's compute dtypes, comma-separated "
+        "[float32,bfloat16]; params stay float32")
+    add("--tiny", action="store_true", help="CPU-sized: small batches, NiN at 67, VGG at 32 "
+        "with width/8, a few steps, no torch.compile, 1-epoch time-to-accuracy on 256 images")
+    add("--no-torch", action="store_true", help="run the jaxnin side only")
+    add("--torch-variants", default=",".join(TORCH_VARIANTS),
+        help="comma-separated [seed_pipeline,fp32,tuned]")
+    add("--no-compile", action="store_true", help="tuned PyTorch without torch.compile")
+    add("--compile-mode", default="default", help="torch.compile mode for tuned [default]")
+    add("--num-workers", type=int, default=4, help="DataLoader workers of the seed pipeline [4]")
+    add("--skip-tta", action="store_true", help="throughput only")
+    add("--tta-only", action="store_true", help="time to accuracy only")
+    add("--tta-recipes", default="nin,lenet", help="comma-separated [nin,lenet]")
+    add("--tta-dtype", choices=("float32", "bfloat16"), default="float32",
+        help="compute dtype of both sides' time-to-accuracy runs [float32, the recipes']")
+    add("--epochs", type=int, help="time to accuracy: cut the recipes to N epochs")
+    add("--limit-train", type=int, help="time to accuracy: first N training images only")
+    add("--limit-test", type=int, help="time to accuracy: first N test images only")
+    add("--tta-timeout", type=float, default=300.0,
+        help="seconds before a time-to-accuracy run is stopped [300]")
+    add("--job-timeout", type=float, default=600.0,
+        help="seconds before a throughput child is stopped [600]")
+    add("--data-dir", help="folder with the MNIST-format .gz files, for time to accuracy "
+        "(default: $JAXNIN_DATA_DIR; the NumPy cache in $JAXNIN_CACHE_DIR is used first)")
+    add("--peak-tflops", type=float, help="bf16 peak for MFU where the device is not in the "
+        "table (jaxnin.bench.peaks)")
+    add("--profile", action="store_true", help="trace one more jaxnin epoch per measurement "
+        "(jax.profiler, into <out>/profiles/) and report the kernels that dominate it")
+    add("--in-process", action="store_true", help="measure jaxnin in this process, not one "
+        "child per job (CPU runs and tests; on a GPU, JAX would hold the memory PyTorch needs)")
+    add("--out", default="experiments/bench", help="output folder [experiments/bench]")
+    add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return p
+
+
+if __name__ == "__main__":
+    from jaxnin.cli import run_main
+    sys.exit(run_main(main))

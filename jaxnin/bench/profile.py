@@ -1,0 +1,77 @@
+"""What one training epoch spends its time on, from a JAX profiler trace.
+
+`profile_epoch` traces one call with `jax.profiler.trace(create_perfetto_trace=True)` and reads
+back the Chrome-format events it writes: on a GPU the kernels on the device's streams, on a CPU
+the XLA executor threads. The summary names the kernels that dominate and how busy the device
+was over the epoch's wall time (a low share means the host, not the device, sets the pace).
+"""
+import collections
+import gzip
+import json
+import time
+from pathlib import Path
+
+import jax
+
+# Kernel-name fragments of convolutions and matmuls (cuDNN, cuBLAS, CUTLASS, XLA's own).
+MATH_FRAGMENTS = ("conv", "gemm", "xmma", "cutlass", "cudnn", "wgrad", "dgrad", "fprop",
+                  "matmul", "dot")
+COPY_FRAGMENTS = ("copy", "transpose", "memcpy", "memset")
+
+
+def profile_epoch(run, trace_dir: Path, top: int = 10) -> dict:
+    """Trace `run()` (which must block until its work is done) and summarise the trace."""
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+    traces = sorted(trace_dir.rglob("perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)
+    if not traces:
+        return {"trace_dir": str(trace_dir), "wall_s": wall, "top": [],
+                "note": "the profiler wrote no perfetto trace"}
+    return summarize_trace(traces[-1], wall, top)
+
+
+def summarize_trace(path: Path, wall_s: float, top: int = 10) -> dict:
+    """Busy time, its split into math / copies / other, and the `top` kernels by time."""
+    events = json.loads(gzip.decompress(Path(path).read_bytes()))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    processes = {e["pid"]: e["args"]["name"] for e in events
+                 if e.get("ph") == "M" and e.get("name") == "process_name"}
+    threads = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    spans = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    work = [e for e in spans if processes.get(e["pid"], "").startswith("/device:")]
+    thread = lambda e: threads.get((e["pid"], e.get("tid")), "")
+    if any(thread(e).startswith("Stream") for e in work):
+        # Only the kernels themselves: derived lines ("XLA Modules", "XLA Ops", "Steps")
+        # span the same time again.
+        work = [e for e in work if thread(e).startswith("Stream")]
+    source = "device streams"
+    if not work:  # a CPU: XLA runs the program on its own executor threads
+        work = [e for e in spans if thread(e).startswith("tf_XLA")
+                and not e["name"].startswith(("end:", "ThunkExecutor"))]
+        source = "XLA executor threads on the host"
+    totals = collections.Counter()
+    for event in work:
+        totals[event["name"]] += event["dur"] / 1e6  # microseconds
+    busy = sum(totals.values())
+    categories = collections.Counter()
+    for name, seconds in totals.items():
+        categories[_category(name)] += seconds
+    return {"trace": str(path), "source": source, "wall_s": wall_s, "busy_s": busy,
+            "busy_share_of_wall": busy / wall_s if wall_s else None,
+            "by_category": {k: {"seconds": v, "share": v / busy} for k, v in
+                            categories.most_common()} if busy else {},
+            "top": [{"name": name, "seconds": seconds, "share": seconds / busy}
+                    for name, seconds in totals.most_common(top)]}
+
+
+def _category(name: str) -> str:
+    lowered = name.lower()
+    if any(fragment in lowered for fragment in MATH_FRAGMENTS):
+        return "convolutions and matmuls"
+    if any(fragment in lowered for fragment in COPY_FRAGMENTS):
+        return "copies and transposes"
+    return "other kernels (elementwise, reductions, pools)"

@@ -1,0 +1,231 @@
+"""The bench's results as files: ratios against the issue's targets, JSON and a markdown table."""
+import json
+import os
+import re
+from pathlib import Path
+
+# Issue 7's targets, on an H100. Ratios are jaxnin's best dtype over tuned PyTorch.
+TARGETS = (
+    {"name": "NiN@224 b128: jaxnin / tuned PyTorch", "kind": "ratio", "model": "nin",
+     "batch_size": 128, "resize": 224, "at_least": 2.0},
+    {"name": "NiN@224 b512: jaxnin / tuned PyTorch", "kind": "ratio", "model": "nin",
+     "batch_size": 512, "resize": 224, "at_least": 2.0},
+    {"name": "VGG-11@224 b128: jaxnin / tuned PyTorch", "kind": "ratio", "model": "vgg11",
+     "batch_size": 128, "resize": 224, "at_least": 1.3},
+    {"name": "LeNet seed recipe (b16, 50 epochs): wall from cold start, s", "kind": "tta_wall",
+     "recipe": "lenet", "at_most": 15.0},
+    {"name": "Fashion-MNIST NiN to >= 0.885 test acc from cold start, s", "kind": "tta_target",
+     "recipe": "nin", "at_most": 20.0},
+)
+COLUMNS = (("jaxnin", "float32"), ("jaxnin", "bfloat16"), ("torch", "seed_pipeline"),
+           ("torch", "fp32"), ("torch", "tuned"))
+COLUMN_TITLES = ("jaxnin fp32", "jaxnin bf16", "torch seed pipeline", "torch fp32",
+                 "torch tuned")
+
+
+def variant(row: dict) -> str:
+    return row.get("dtype") if row["side"] == "jaxnin" else row.get("variant")
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per (model, batch, resize): jaxnin's best ex/s over tuned PyTorch's, and over PyTorch's best."""
+    out = []
+    for key in dict.fromkeys((r["model"], r["batch_size"], r["resize"]) for r in rows):
+        same = [r for r in rows if (r["model"], r["batch_size"], r["resize"]) == key
+                and r["status"] == "ok"]
+        ours = max((r for r in same if r["side"] == "jaxnin"), key=_speed, default=None)
+        theirs = [r for r in same if r["side"] == "torch"]
+        tuned = next((r for r in theirs if r["variant"] == "tuned"), None)
+        best = max(theirs, key=_speed, default=None)
+        out.append({"model": key[0], "batch_size": key[1], "resize": key[2],
+                    "jaxnin_best": variant(ours) if ours else None,
+                    "vs_tuned": _ratio(ours, tuned), "vs_best_torch": _ratio(ours, best),
+                    "best_torch": variant(best) if best else None})
+    return out
+
+
+def targets(results: dict) -> list[dict]:
+    """Each issue target beside what this run measured; `met` is None where it did not apply."""
+    out = []
+    full = results["settings"]["tta_full_recipe"]
+    for target in TARGETS:
+        measured, note = None, None
+        if target["kind"] == "ratio":
+            match = next((r for r in results["ratios"] if r["model"] == target["model"]
+                          and r["batch_size"] == target["batch_size"]
+                          and r["resize"] == target["resize"]), None)
+            measured = match and match["vs_tuned"]
+            note = None if match else "not measured in this run"
+        else:
+            tta = next((t for t in results["tta"] if t["recipe"] == target["recipe"]
+                        and t["side"] == "jaxnin"), None)
+            if tta is None:
+                note = "not measured in this run"
+            elif not full:
+                note = "recipe cut short in this run (--tiny, --epochs or --limit-*)"
+            elif target["kind"] == "tta_wall":
+                measured = tta["wall_s"] if tta["status"] == "ok" else None
+                note = None if measured else f"run {tta['status']}"
+            else:
+                measured = tta.get("time_to_target_s")
+                note = None if measured else "target accuracy not reached"
+        met = None
+        if measured is not None and not (note or "").startswith("recipe cut"):
+            met = (measured >= target["at_least"]) if "at_least" in target else (
+                measured <= target["at_most"])
+        required = (f">= {target['at_least']}x" if "at_least" in target
+                    else f"<= {target['at_most']:g} s")
+        out.append({"name": target["name"], "required": required, "measured": measured,
+                    "met": met, "note": note})
+    return out
+
+
+def output_paths(out_dir: Path, device_kind: str, date: str, suffix: str) -> tuple[Path, Path]:
+    """results-<device>-<date><suffix>.json and .md in `out_dir`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device_kind.lower()).strip("-") or "unknown-device"
+    stem = f"results-{slug}-{date}{suffix}"
+    return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+
+
+def write(results: dict, json_path: Path, md_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
+                       (md_path, markdown(results))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+def markdown(results: dict) -> str:
+    device = results["device"]
+    lines = [f"# jaxnin bench: {device.get('kind', 'unknown device')}, {results['date']}", "",
+             f"- command: `{results['command']}` (git {results.get('git_commit') or 'unknown'})",
+             f"- device: {device.get('kind')} ({device.get('platform')}, "
+             f"{device.get('count')} device(s)); bf16 peak "
+             f"{_tflops(device.get('bf16_peak_flops'))} ({device.get('bf16_peak_source')}); "
+             f"measured bf16 matmul {_tflops(device.get('matmul_bf16_flops'))}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()
+                                        if v is not None)]
+    lines += [f"- {note}" for note in results["notes"]]
+    if results["throughput"]:
+        lines += ["", "## Training examples/sec (random data of the real shapes)", "",
+                  "| model | batch | input | " + " | ".join(COLUMN_TITLES)
+                  + " | jaxnin / tuned | jaxnin / best torch |",
+                  "|---" * (5 + len(COLUMNS)) + "|"]
+        for ratio in results["ratios"]:
+            cells = [_speed_cell(_row(results["throughput"], ratio, side, name))
+                     for side, name in COLUMNS]
+            lines.append(f"| {ratio['model']} | {ratio['batch_size']} | "
+                         f"{ratio['resize'] or 28} | " + " | ".join(cells)
+                         + f" | {_times(ratio['vs_tuned'])} | {_times(ratio['vs_best_torch'])}"
+                         + (f" ({ratio['best_torch']})" if ratio["best_torch"] else "") + " |")
+        lines += ["", "## MFU and peak memory", "",
+                  "| model | batch | side | variant | ex/s | MFU | peak memory |",
+                  "|---|---|---|---|---|---|---|"]
+        sources = {}
+        for row in results["throughput"]:
+            if row["status"] == "ok":
+                mark = sources.setdefault(row.get("peak_memory_source", ""), len(sources) + 1)
+                lines.append(f"| {row['model']} | {row['batch_size']} | {row['side']} | "
+                             f"{variant(row)} | {row['examples_per_s']:,.0f} | "
+                             f"{_percent(row.get('mfu'))} | "
+                             f"{_mib(row.get('peak_memory_bytes'))} [{mark}] |")
+        lines += [""] + [f"[{mark}] {source}  " for source, mark in sources.items()]
+    profiled = [r for r in results["throughput"] if r.get("profile", {}).get("top")]
+    if profiled:
+        lines += ["", "## Where jaxnin's epoch goes (one traced epoch, --profile)", ""]
+        for row in profiled:
+            profile = row["profile"]
+            split = ", ".join(f"{k} {100 * v['share']:.0f} %"
+                              for k, v in profile["by_category"].items())
+            lines += [f"**{row['model']} b{row['batch_size']} {variant(row)}**: busy "
+                      f"{profile['busy_s']:.3f} s of {profile['wall_s']:.3f} s wall "
+                      f"({profile['source']}); {split}. Top kernels:", ""]
+            lines += [f"- {100 * op['share']:.1f} % `{op['name'][:100]}`"
+                      for op in profile["top"][:5]]
+            lines.append("")
+    lines += ["", "## Targets (issue 7, on an H100)", "",
+              "| target | required | measured | met |", "|---|---|---|---|"]
+    for target in results["targets"]:
+        measured = target["measured"]
+        shown = "–" if measured is None else (
+            f"{measured:.2f}x" if target["required"].startswith(">=") else f"{measured:.1f} s")
+        met = {True: "yes", False: "**no**", None: "–"}[target["met"]]
+        lines.append(f"| {target['name']} | {target['required']} | {shown}"
+                     + (f" ({target['note']})" if target["note"] else "") + f" | {met} |")
+    if results["tta"]:
+        lines += ["", "## Time to accuracy (real data, from the child's spawn, caches empty)", "",
+                  "| recipe | side | status | epochs | best test acc | to target | whole run "
+                  "| before epoch 1 | compiling | training + eval | after the last epoch |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for tta in results["tta"]:
+            accs = [r["test_acc"] for r in tta.get("history", [])]
+            target = tta.get("target_acc")
+            reached = tta.get("time_to_target_s")
+            to_target = "–" if target is None else (
+                f"{reached:.1f} s (>= {target})" if reached else f"not reached (>= {target})")
+            parts = tta.get("breakdown") or {}
+            lines.append(f"| {tta['recipe']} | {tta['side']} | {tta['status']} | {len(accs)} | "
+                         f"{max(accs) if accs else float('nan'):.4f} | {to_target} | "
+                         f"{_seconds(tta.get('wall_s'))} | "
+                         + " | ".join(_seconds(parts.get(k)) for k in (
+                             "before_first_epoch_s", "compile_s", "epochs_s",
+                             "after_last_epoch_s")) + " |")
+        lines += ["", "PyTorch's epoch 1 includes torch.compile; jaxnin's records count "
+                  "compiling apart. The rest of the wall time falls between epochs "
+                  "(jaxnin saves checkpoints there)."]
+    problems = {}
+    for row in [*results["throughput"], *results["tta"]]:
+        if row["status"] != "ok":
+            problems.setdefault((row["status"], row.get("reason", "")), []).append(_label(row))
+    if problems:
+        lines += ["", "## Not measured", ""]
+        lines += [f"- {'; '.join(labels)}: {status}: {reason}"
+                  for (status, reason), labels in problems.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _row(rows, ratio, side, name):
+    return next((r for r in rows if r["side"] == side and variant(r) == name
+                 and (r["model"], r["batch_size"], r["resize"])
+                 == (ratio["model"], ratio["batch_size"], ratio["resize"])), None)
+
+
+def _label(row: dict) -> str:
+    if "recipe" in row:
+        return f"time to accuracy, {row['recipe']}, {row['side']}"
+    return f"{row['model']} b{row['batch_size']} {row['side']} {variant(row)}"
+
+
+def _speed(row):
+    return row["examples_per_s"]
+
+
+def _ratio(ours, theirs):
+    return ours["examples_per_s"] / theirs["examples_per_s"] if ours and theirs else None
+
+
+def _speed_cell(row):
+    if row is None:
+        return "–"
+    return f"{row['examples_per_s']:,.0f}" if row["status"] == "ok" else row["status"]
+
+
+def _times(value):
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def _percent(value):
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _mib(value):
+    return "–" if value is None else f"{value / 2 ** 20:,.0f} MiB"
+
+
+def _tflops(value):
+    return "unknown" if not value else f"{value / 1e12:,.1f} TFLOP/s"
+
+
+def _seconds(value):
+    return "–" if value is None else f"{value:.1f} s"

@@ -1,0 +1,74 @@
+"""One bench job, in this process or in a child: `python -m jaxnin.bench.worker '<job json>'`.
+
+A process per measurement gives each its own device memory (JAX reserves most of a GPU when it
+starts, which would starve PyTorch beside it), its own allocator peak, and, for a
+time-to-accuracy run, a true cold start. The child prints its result as one line:
+`BENCH_RESULT {json}`.
+"""
+import json
+import subprocess
+import sys
+import time
+
+RESULT_PREFIX = "BENCH_RESULT "
+TORCH_HINT = "install PyTorch to compare (pip install 'jaxnin[bench]')"
+
+
+def run_job(job: dict) -> dict:
+    """The job's result dict; never raises: a failure is {"status": "failed", "reason": line}."""
+    try:
+        return _handler(job)(job)
+    except TorchMissing as err:
+        return {"status": "skipped", "reason": str(err), "torch_missing": True}
+    except Exception as err:  # noqa: BLE001 -- one failed measurement must not end the bench
+        return {"status": "failed", "reason": one_line(err)}
+
+
+class TorchMissing(Exception):
+    pass
+
+
+def _handler(job: dict):
+    if job["side"] == "torch":
+        try:
+            from jaxnin.bench import torch_reference
+        except ImportError as err:
+            raise TorchMissing(f"torch is not importable ({one_line(err)}): the PyTorch side "
+                               f"was not run; {TORCH_HINT}") from None
+        return {"throughput": torch_reference.measure_throughput,
+                "tta": torch_reference.train_recipe}[job["kind"]]
+    from jaxnin.bench import jaxnin_side
+    return {"throughput": jaxnin_side.measure_throughput, "probe": jaxnin_side.probe}[job["kind"]]
+
+
+def run_in_child(job: dict, timeout: float) -> dict:
+    """run_job in a fresh Python process; its wall time (start-up included) as child_wall_s."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-m", "jaxnin.bench.worker", json.dumps(job)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"timed out after {timeout:g} s (--job-timeout)",
+                "child_wall_s": time.perf_counter() - start}
+    wall = time.perf_counter() - start
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return {**json.loads(line[len(RESULT_PREFIX):]), "child_wall_s": wall}
+    last = next((l for l in reversed(done.stderr.splitlines()) if l.strip()), "")
+    return {"status": "failed", "child_wall_s": wall,
+            "reason": f"worker exited with code {done.returncode}: {last.strip()[:300]}"}
+
+
+def one_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:300]}"
+
+
+def main(argv) -> int:
+    result = run_job(json.loads(argv[0]))
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

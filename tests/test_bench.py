@@ -1,0 +1,236 @@
+"""`python -m jaxnin.bench` at CPU sizes: the shape of what it writes, never its speed."""
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxnin.bench import cli, peaks, profile, report, tta
+from jaxnin.cli import run_main
+from jaxnin.models import create_model
+from jaxnin.report.summary import summarize
+
+
+def bench(args, tmp_path, env=None):
+    return subprocess.run([sys.executable, "-m", "jaxnin.bench", *args, "--out", str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=600)
+
+
+def only_results(tmp_path):
+    [json_path] = tmp_path.glob("results-*.json")
+    return json.loads(json_path.read_text()), json_path.with_suffix(".md").read_text(), json_path
+
+
+def hide_torch(tmp_path):
+    """A `torch` that fails to import, first on the path: the bench must behave as without it."""
+    shadow = tmp_path / "no_torch" / "torch"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named torch (hidden by "
+                                        "the test)')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow.parent),
+                                                        os.environ.get("PYTHONPATH")]))}
+
+
+def assert_measured(row):
+    assert row["status"] == "ok", row
+    assert math.isfinite(row["examples_per_s"]) and row["examples_per_s"] > 0
+    assert row["counted_examples"] == row["examples_per_epoch"] == row["steps"] * row["batch_size"]
+    assert len(row["epoch_times_s"]) == row["repeats"] and min(row["epoch_times_s"]) > 0
+    assert math.isfinite(row["final_train_loss"])
+
+
+def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
+    """Each measurement in its own child process, as on a GPU; torch made unimportable."""
+    out = tmp_path / "out"
+    result = bench(["--tiny", "--models", "lenet", "--skip-tta", "--profile"], out,
+                   hide_torch(tmp_path))
+    assert result.returncode == 0, result.stderr
+    results, md, json_path = only_results(out)
+    assert json_path.name == f"results-cpu-{results['date']}-tiny-throughput.json"
+    assert results["device"]["kind"] == "cpu" and results["device"]["bf16_peak_flops"] is None
+    assert results["device"]["matmul_bf16_flops"] > 0
+    assert results["command"].startswith("python -m jaxnin.bench --tiny")
+    assert results["versions"]["jax"] and "torch" not in results["versions"]
+
+    jaxnin_rows = [r for r in results["throughput"] if r["side"] == "jaxnin"]
+    assert [r["dtype"] for r in jaxnin_rows] == ["float32", "bfloat16"]
+    for row in jaxnin_rows:
+        assert_measured(row)
+        assert row["child_wall_s"] > 0 and row["mfu"] is None  # no known peak for a CPU
+        assert row["peak_memory_bytes"] > 0 and "memory_analysis" in row["peak_memory_source"]
+        lenet = summarize(create_model("lenet"), (28, 28, 1)).total_flops
+        assert row["train_flops_per_example"] == 3 * lenet
+        profile = row["profile"]  # --profile: one more epoch, traced
+        assert profile["busy_s"] > 0 and profile["top"] and "conv" in str(profile["top"])
+        assert sum(c["share"] for c in profile["by_category"].values()) == pytest.approx(1)
+    torch_rows = [r for r in results["throughput"] if r["side"] == "torch"]
+    assert [r["variant"] for r in torch_rows] == ["seed_pipeline", "fp32", "tuned"]
+    assert all(r["status"] == "skipped" and "torch is not importable" in r["reason"]
+               for r in torch_rows)
+    assert any("torch is not importable" in note for note in results["notes"])
+    assert [t["met"] for t in results["targets"]] == [None] * len(report.TARGETS)
+
+    assert "## Training examples/sec" in md and "torch is not importable" in md
+    assert "## Where jaxnin's epoch goes" in md
+    row = next(l for l in md.splitlines() if l.startswith("| lenet | 16 | 28 |"))
+    assert row.count("skipped") == 3 and "ex/s" not in row
+    assert "lenet | 16 | jaxnin | bfloat16" in md
+
+
+@pytest.mark.slow  # NiN and VGG compile for about a minute on 2 CPU cores
+def test_tiny_bench_in_process_covers_every_model(tmp_path, capsys):
+    assert cli.main(["--tiny", "--no-torch", "--skip-tta", "--in-process", "--dtypes",
+                     "float32", "--out", str(tmp_path)]) == 0
+    results, md, _ = only_results(tmp_path)
+    rows = results["throughput"]
+    assert [(r["model"], r["batch_size"], r["resize"]) for r in rows] == [
+        ("nin", 8, 67), ("vgg11", 8, 32), ("lenet", 16, None)]
+    for row in rows:
+        assert_measured(row)
+    assert rows[1]["model_options"] == {"dropout": 0.0, "width_divisor": 8, "hidden": 256}
+    assert [r["model"] for r in results["ratios"]] == ["nin", "vgg11", "lenet"]
+    assert all(r["vs_tuned"] is None for r in results["ratios"])
+    assert "torch side not run (--no-torch)" in results["notes"]
+    for line in ("| nin | 8 | 67 |", "| vgg11 | 8 | 32 |", "| lenet | 16 | 28 |"):
+        assert line in md
+    assert "wrote " in capsys.readouterr().out
+
+
+def test_time_to_accuracy_stamps_each_epoch_of_a_cold_start(shared_data, mnist, data_cache,
+                                                            tmp_path):
+    env = {"JAXNIN_CACHE_DIR": str(data_cache)}
+    result = bench(["--tiny", "--tta-only", "--tta-recipes", "lenet", "--no-torch",
+                    "--data-dir", str(shared_data), "--epochs", "2"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    results, md, json_path = only_results(tmp_path)
+    assert json_path.name.endswith("-tiny-tta.json") and results["throughput"] == []
+    [ours, theirs] = results["tta"]
+    assert (ours["side"], ours["status"], theirs["status"]) == ("jaxnin", "ok", "skipped")
+    assert [r["epoch"] for r in ours["history"]] == [1, 2]
+    stamps = [r["done_at_s"] for r in ours["history"]]
+    assert 0 < stamps[0] < stamps[1] <= ours["wall_s"]
+    assert ours["own_process_wall_s"] <= ours["wall_s"]
+    assert ours["config"]["limit_train"] == 256 and ours["config"]["epochs"] == 2
+    assert "--limit-train 256" in ours["command"]
+    parts = ours["breakdown"]
+    assert parts["before_first_epoch_s"] > 0 and parts["compile_s"] > 0
+    assert sum(parts.values()) == pytest.approx(ours["wall_s"])
+    lenet = next(t for t in results["targets"] if "LeNet" in t["name"])
+    assert lenet["met"] is None and "cut short" in lenet["note"]
+    assert "| lenet | jaxnin | ok | 2 |" in md
+
+
+# PyTorch runs in child processes here, as in the bench: loading triton (which torch's optimizers
+# import) into a process that already holds TensorFlow (the data fixtures build with tfds)
+# crashes it, and JAX's threads do not survive the seed pipeline's fork.
+def torch_child(code: str):
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_torch_references_are_the_seeds_nets_and_train_at_tiny_size():
+    pytest.importorskip("torch")
+    nets = [("nin", 224, {}), ("lenet", 28, {}),
+            ("vgg11", 32, {"width_divisor": 8, "hidden": 256})]
+    job = {"model": "lenet", "model_options": {}, "batch_size": 16, "resize": None, "steps": 3,
+           "repeats": 2, "warmup_steps": 1, "optimizer": "momentum", "lr": 1e-3,
+           "momentum": 0.9, "compile": False, "compile_mode": "default", "num_workers": 2}
+    jobs = [{**job, "variant": v} for v in ("seed_pipeline", "fp32", "tuned")] + [
+        {**job, "model": "nin", "resize": 67, "batch_size": 4, "steps": 1, "repeats": 1,
+         "optimizer": "sgd", "variant": "tuned"}]
+    counts, rows = torch_child(
+        "import json; from jaxnin.bench import torch_reference as r; print(json.dumps([["
+        f"sum(p.numel() for p in r.create_model(n, s, **o).parameters()) for n, s, o in {nets}"
+        f"], [r.measure_throughput(job) for job in {jobs}]]))")
+    # The same nets: parameter counts equal jaxnin's.
+    for (name, size, options), theirs in zip(nets, counts):
+        assert theirs == summarize(create_model(name, **options), (size, size, 1)).total_params
+    for job, row in zip(jobs, rows):
+        assert_measured({**job, **row})
+        assert row["versions"]["torch"] and row["peak_memory_bytes"] is None  # CPU
+    assert rows[2]["compiled"] is False and rows[3]["counted_examples"] == 4
+
+
+def test_torch_time_to_accuracy_writes_history_each_epoch(shared_data, mnist, data_cache,
+                                                         tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    job = {**cli.TTA_RECIPES["lenet"][1].to_json(), "side": "torch", "kind": "tta",
+           "data_dir": str(shared_data), "epochs": 2, "limit_train": 160, "limit_test": 50,
+           "compile": False, "compile_mode": "default", "workdir": str(tmp_path)}
+    outcome = tta.run_timed(tta.torch_command(job), tmp_path, tmp_path / "log", timeout=300)
+    assert outcome["status"] == "ok", outcome
+    history = outcome["history"]
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert all(0 <= r["test_acc"] <= 1 and math.isfinite(r["train_loss"]) for r in history)
+    assert 0 < history[0]["done_at_s"] < history[1]["done_at_s"] <= outcome["wall_s"]
+
+
+def test_targets_compare_like_with_like():
+    row = lambda side, name, speed, resize=224: {
+        "side": side, "model": "nin", "batch_size": 128, "resize": resize, "status": "ok",
+        "examples_per_s": speed, **({"dtype": name} if side == "jaxnin" else {"variant": name})}
+    rows = [row("jaxnin", "float32", 150.0), row("jaxnin", "bfloat16", 300.0),
+            row("torch", "fp32", 200.0), row("torch", "tuned", 100.0)]
+    [ratio] = report.ratios(rows)
+    assert (ratio["jaxnin_best"], ratio["vs_tuned"], ratio["vs_best_torch"]) == (
+        "bfloat16", 3.0, 1.5)
+    results = {"ratios": [ratio], "tta": [], "settings": {"tta_full_recipe": True}}
+    nin128 = report.targets(results)[0]
+    assert (nin128["measured"], nin128["met"]) == (3.0, True)
+    at_67 = report.ratios([{**r, "resize": 67} for r in rows])
+    assert report.targets({**results, "ratios": at_67})[0]["met"] is None
+
+
+@pytest.mark.parametrize("kind, tflops", [
+    ("NVIDIA H100 80GB HBM3", 989.5), ("NVIDIA H100 PCIe", 756.5), ("NVIDIA H200", 989.5),
+    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA A10", 125.0), ("NVIDIA L40S", 362.05),
+    ("cpu", None)])
+def test_bf16_peaks_by_device_kind(kind, tflops):
+    peak, source = peaks.bf16_peak(kind)
+    assert peak == (tflops and tflops * 1e12) and source
+    assert peaks.mfu(1000.0, 1e9, peak) == (tflops and 1e12 / (tflops * 1e12))
+
+
+def test_a_gpu_trace_is_summarised_from_its_stream_kernels(tmp_path):
+    """The perfetto layout of a GPU trace: kernels on "Stream" threads of a /device: process,
+    beside derived lines that span the same time again and host events that are not kernels."""
+    meta = lambda kind, pid, name, tid=None: {"ph": "M", "name": kind, "pid": pid, "tid": tid,
+                                              "args": {"name": name}}
+    span = lambda pid, tid, name, dur: {"ph": "X", "pid": pid, "tid": tid, "name": name,
+                                        "ts": 0, "dur": dur}
+    events = [meta("process_name", 1, "/device:GPU:0"), meta("process_name", 2, "/host:CPU"),
+              meta("thread_name", 1, "Stream #13(Compute)", 7),
+              meta("thread_name", 1, "XLA Ops", 8),
+              span(1, 7, "sm90_xmma_wgrad_implicit_gemm", 600_000),
+              span(1, 7, "loop_transpose_fusion", 300_000),
+              span(1, 7, "input_reduce_fusion", 100_000),
+              span(1, 8, "fusion.12", 1_000_000), span(2, 3, "PjitFunction", 2_000_000)]
+    path = tmp_path / "perfetto_trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"traceEvents": events}).encode()))
+    summary = profile.summarize_trace(path, wall_s=2.0)
+    assert summary["source"] == "device streams"
+    assert summary["busy_s"] == pytest.approx(1.0)
+    assert summary["busy_share_of_wall"] == pytest.approx(0.5)
+    assert [op["name"] for op in summary["top"]] == [
+        "sm90_xmma_wgrad_implicit_gemm", "loop_transpose_fusion", "input_reduce_fusion"]
+    shares = {k: v["share"] for k, v in summary["by_category"].items()}
+    assert shares == pytest.approx({"convolutions and matmuls": 0.6, "copies and transposes": 0.3,
+                                    "other kernels (elementwise, reductions, pools)": 0.1})
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--models", "nin,resnet"], "--models 'nin,resnet': choose from nin, vgg11, lenet"),
+    (["--batch-sizes", "128,0"], "--batch-sizes '128,0': give positive integers"),
+    (["--skip-tta", "--tta-only"], "--skip-tta and --tta-only exclude each other")])
+def test_bad_flags_are_one_line_before_anything_runs(flags, says, tmp_path, capsys):
+    assert run_main(cli.main, [*flags, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
