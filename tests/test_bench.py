@@ -46,8 +46,8 @@ def assert_measured(row):
 def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     """Each measurement in its own child process, as on a GPU; torch made unimportable."""
     out = tmp_path / "out"
-    result = bench(["--tiny", "--models", "lenet", "--skip-tta", "--profile"], out,
-                   hide_torch(tmp_path))
+    result = bench(["--tiny", "--models", "lenet", "--dtypes", "bfloat16", "--skip-tta",
+                    "--profile"], out, hide_torch(tmp_path))
     assert result.returncode == 0, result.stderr
     results, md, json_path = only_results(out)
     assert json_path.name == f"results-cpu-{results['date']}-tiny-throughput.json"
@@ -57,7 +57,7 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     assert results["versions"]["jax"] and "torch" not in results["versions"]
 
     jaxnin_rows = [r for r in results["throughput"] if r["side"] == "jaxnin"]
-    assert [r["dtype"] for r in jaxnin_rows] == ["float32", "bfloat16"]
+    assert [r["dtype"] for r in jaxnin_rows] == ["bfloat16"]
     for row in jaxnin_rows:
         assert_measured(row)
         assert row["child_wall_s"] > 0 and row["mfu"] is None  # no known peak for a CPU
@@ -77,7 +77,7 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     assert "## Training examples/sec" in md and "torch is not importable" in md
     assert "## Where jaxnin's epoch goes" in md
     row = next(l for l in md.splitlines() if l.startswith("| lenet | 16 | 28 |"))
-    assert row.count("skipped") == 3 and "ex/s" not in row
+    assert row.count("skipped") == 3 and row.split(" | ")[3] == "–"  # fp32 was not asked for
     assert "lenet | 16 | jaxnin | bfloat16" in md
 
 

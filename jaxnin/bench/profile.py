@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jax
 
-# Kernel-name fragments of convolutions and matmuls (cuDNN, cuBLAS, CUTLASS, XLA's own).
+# Kernel-name fragments of convolutions and matmuls (cuDNN, cuBLAS, CUTLASS, XLA's own). A
+# heuristic for GPU kernels; XLA:CPU's fusion names ("ynn_fusion") do not say what they hold.
 MATH_FRAGMENTS = ("conv", "gemm", "xmma", "cutlass", "cudnn", "wgrad", "dgrad", "fprop",
                   "matmul", "dot")
 COPY_FRAGMENTS = ("copy", "transpose", "memcpy", "memset")

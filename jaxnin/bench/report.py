@@ -140,7 +140,7 @@ def markdown(results: dict) -> str:
                               for k, v in profile["by_category"].items())
             lines += [f"**{row['model']} b{row['batch_size']} {variant(row)}**: busy "
                       f"{profile['busy_s']:.3f} s of {profile['wall_s']:.3f} s wall "
-                      f"({profile['source']}); {split}. Top kernels:", ""]
+                      f"({profile['source']}); by kernel name: {split}. Top kernels:", ""]
             lines += [f"- {100 * op['share']:.1f} % `{op['name'][:100]}`"
                       for op in profile["top"][:5]]
             lines.append("")
