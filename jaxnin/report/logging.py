@@ -1,12 +1,32 @@
 """Where a run's per-epoch numbers go: console, progress bar, TensorBoard and history.json."""
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
-
-from tensorboardX import SummaryWriter
 from tqdm import tqdm
+
+
+def _import_summary_writer():
+    """tensorboardX's SummaryWriter, imported without PyTorch.
+
+    tensorboardX imports torch, if installed, only to accept torch tensors; jaxnin logs Python
+    floats. On a host with torch (every GPU box with the bench extra) that import cost about
+    2 s of every run's cold start, so torch is hidden while tensorboardX loads.
+    """
+    if "torch" in sys.modules:  # already paid for
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
+SummaryWriter = _import_summary_writer()
 
 # TensorBoard tags, grouped as seed 002 does ("Loss" and "Acc" panels with train and test).
 SCALARS = {"Loss/train": "train_loss", "Loss/test": "test_loss", "Acc/train": "train_acc",

@@ -1,0 +1,16 @@
+"""Run logging: TensorBoard via tensorboardX without paying for a PyTorch import."""
+import os
+import subprocess
+import sys
+
+
+def test_tensorboardx_loads_without_importing_an_installed_torch(tmp_path):
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("IMPORTED = True\n")  # stands in for an installed torch
+    code = ("import sys, jaxnin.report.logging as log; print('torch' in sys.modules); "
+            "import torch; print(torch.IMPORTED, log.SummaryWriter.__name__)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["False", "True", "SummaryWriter"]  # not imported, yet still importable later
