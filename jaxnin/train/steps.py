@@ -12,6 +12,7 @@ import optax
 from flax.training import train_state
 
 from jaxnin.data.pipeline import DeviceSplit, eval_order, preprocess, train_order
+from jaxnin.train.sharding import batch_over_devices, devices_in_context
 
 TrainState = train_state.TrainState
 
@@ -81,7 +82,7 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
         fused = jax.default_backend() != "cpu"
     if fused:
         return _fused_epoch(state, split, key, batch_size, resize)
-    plan = functools.partial(_epoch_plan, num_examples=split.labels.shape[0],
+    plan = functools.partial(_epoch_plan, num_examples=split.count,
                              batch_size=batch_size)
     order, dropout_key = _over_replicas(plan, key.ndim > 0, 0)(key)
     sums = []
@@ -95,7 +96,7 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"), donate_argnames="state")
 def _fused_epoch(state, split, key, batch_size, resize):
     def epoch(state, key):
-        order, dropout_key = _epoch_plan(key, split.labels.shape[0], batch_size)
+        order, dropout_key = _epoch_plan(key, split.count, batch_size)
 
         def one_step(state, step):
             index, batch_indices = step
@@ -118,7 +119,8 @@ def _epoch_plan(key, num_examples, batch_size):
 def _indexed_step(state, split, batch_indices, dropout_key, index, resize):
     """train_step on the examples at `batch_indices`, gathered on the device."""
     def step(state, batch_indices, dropout_key):
-        batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices]}
+        batch = batch_over_devices({"image": split.images[batch_indices],
+                                    "label": split.labels[batch_indices]})
         return train_step(state, batch, jax.random.fold_in(dropout_key, index), resize)
 
     return _over_replicas(step, dropout_key.ndim > 0, 0)(state, batch_indices, dropout_key)
@@ -127,14 +129,19 @@ def _indexed_step(state, split, batch_indices, dropout_key, index, resize):
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"))
 def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
              resize: int | None = None) -> dict:
-    """Metric sums over the whole split; every example counts exactly once (per replica)."""
-    order, mask = eval_order(split.labels.shape[0], batch_size)
+    """Metric sums over the whole split; every example counts exactly once (per replica).
+
+    Over N devices the batch grows to the next multiple of N, so that it splits evenly; the
+    extra slots are masked like the last batch's, and the sums do not change.
+    """
+    devices = devices_in_context()
+    order, mask = eval_order(split.count, -(-batch_size // devices) * devices)
 
     def evaluate_one(state):
         def one_batch(_, step):
             batch_indices, batch_mask = step
-            batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices],
-                     "mask": batch_mask}
+            batch = batch_over_devices({"image": split.images[batch_indices],
+                                        "label": split.labels[batch_indices], "mask": batch_mask})
             return None, eval_step(state, batch, resize)
 
         _, sums = jax.lax.scan(one_batch, None, (order, mask))
