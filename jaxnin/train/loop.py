@@ -21,8 +21,8 @@ from jaxnin.train.checkpoint import CheckpointStore, interrupts_deferred
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
 from jaxnin.train.replicas import epoch_metrics, fold_in, per_seed_metrics, run_keys, seed_results
-from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record, replicate,
-                                   shard_split, sync)
+from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
+                                   place_state, shard_split, sync)
 from jaxnin.train.steps import TrainState, create_train_state, evaluate, train_epoch
 from jaxnin.train.timing import timed
 
@@ -51,7 +51,7 @@ def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
     check_batch_size(config.batch_size, mesh.size)
     with jax.set_mesh(mesh):
         state, schedule = initial_state(config, data, train)
-        state = replicate(state, mesh)
+        state = place_state(state, mesh, config.shard_params)
         store = CheckpointStore(workdir / "checkpoints", config.best)
         state, history = resume_run(store, state, workdir, config) if resume else (state, [])
         if is_primary():
@@ -103,7 +103,8 @@ def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConf
 def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainConfig):
     """One training epoch and one full evaluation; only their metric sums reach the host."""
     (state, train_sums), train_wall, train_compile = timed(
-        train_epoch, state, train, key, config.batch_size, config.resize)
+        train_epoch, state, train, key, config.batch_size, config.resize,
+        shard_params=config.shard_params)
     test_sums, test_wall, test_compile = timed(evaluate, state, test, config.eval_batch_size,
                                                config.resize)
     train_m, test_m = per_seed_metrics(train_sums), per_seed_metrics(test_sums)

@@ -86,13 +86,40 @@ def shard_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh) -> DeviceSpl
                        place(pad(np.asarray(labels, np.int32))), count)
 
 
-def replicate(tree, mesh: Mesh):
-    """Every array of `tree` copied whole onto every device of `mesh` (all processes)."""
-    sharding = NamedSharding(mesh, P())
-    host = jax.device_get(tree)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index]),
-        host)
+# With --shard-params, arrays of at least this many elements are split over the devices
+# (FSDP-style); smaller ones stay replicated, as gathering them would cost more than they weigh.
+SHARD_MIN_SIZE = 2 ** 18
+
+
+def state_spec(shape: tuple[int, ...], devices: int, shard_params: bool) -> P:
+    """Where a state array lives: everywhere, or (with `shard_params`, when it is large) split
+    along its largest axis that the device count divides. A pure function of the shape, so the
+    placement and the constraint inside the step always agree."""
+    if shard_params and devices > 1 and np.prod(shape, dtype=np.int64) >= SHARD_MIN_SIZE:
+        for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+            if shape[axis] % devices == 0:
+                return P(*[None] * axis, DATA)
+    return P()
+
+
+def place_state(state, mesh: Mesh, shard_params: bool = False):
+    """The train state on every device of `mesh` (all processes): replicated, or FSDP-style
+    with `shard_params` (see state_spec), the optimizer state sharded like the params."""
+    def place(x):
+        sharding = NamedSharding(mesh, state_spec(np.shape(x), mesh.size, shard_params))
+        return jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index])
+
+    return jax.tree.map(place, jax.device_get(state))
+
+
+def state_over_devices(state, shard_params: bool):
+    """Inside a jitted epoch or step: keep the new state where place_state put the old one, so
+    XLA never picks another layout (which would recompile the next call)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or DATA not in mesh.axis_names:
+        return state
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(
+        x, state_spec(x.shape, mesh.shape[DATA], shard_params)), state)
 
 
 def batch_over_devices(tree):
