@@ -3,18 +3,31 @@
 Images stay uint8 on the device (47 MB for all of Fashion-MNIST); each batch is gathered,
 scaled to [0, 1] and resized inside the jitted step, so an epoch never goes back to the host.
 """
-from functools import lru_cache
-from typing import NamedTuple
+import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 
-class DeviceSplit(NamedTuple):
-    """One split on the device: uint8 images (N, H, W, C) and int32 labels (N,)."""
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["images", "labels"],
+                   meta_fields=["count"])
+@dataclasses.dataclass(frozen=True)
+class DeviceSplit:
+    """One split on the device: uint8 images (N, H, W, C) and int32 labels (N,).
+
+    `count` is how many of the N are real examples (all of them unless given): a split sharded
+    over devices is padded to a multiple of their number, and orders only ever index the first
+    `count`, so the padding is never trained on nor counted. It is static, part of the program.
+    """
     images: jax.Array
     labels: jax.Array
+    count: int | None = None
+
+    def __post_init__(self):
+        if self.count is None:
+            object.__setattr__(self, "count", int(self.labels.shape[0]))
 
 
 def to_device(images: np.ndarray, labels: np.ndarray, limit: int | None = None) -> DeviceSplit:
@@ -39,7 +52,7 @@ def preprocess(images: jax.Array, resize: int | None) -> jax.Array:
     return jnp.einsum("pw,bowc->bopc", cols, x)
 
 
-@lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def resize_matrix(in_size: int, out_size: int) -> np.ndarray:
     """(out_size, in_size) weights of jax.image.resize's bilinear (half-pixel, antialiased)."""
     # Resizing the identity along one axis yields the interpolation matrix; computed eagerly

@@ -11,6 +11,7 @@ from jaxnin.data import load_data
 from jaxnin.train.config import DTYPES, TrainConfig
 from jaxnin.train.loop import fit
 from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
+from jaxnin.train.sharding import add_distributed_flags, initialize_from_flags, is_primary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,14 +36,16 @@ class Recipe:
         args = self.parser().parse_args(argv)
         config = self.config(args)
         config.validate()  # bad flags fail now, before the data loads
+        initialize_from_flags(args)  # before anything touches a device
         start = time.perf_counter()
         data = load_data(config.dataset, config.data_dir, config.data_options)
         load_s = time.perf_counter() - start
         name = self.run_name(config, data.train_images.shape[-1], len(data.class_names))
         workdir = args.workdir or Path("runs") / (
             name + (f"_seeds{config.seeds}" if config.seeds > 1 else ""))
-        print(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
-              f"{load_s:.1f} s) -> {workdir}")
+        if is_primary():
+            print(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
+                  f"{load_s:.1f} s) -> {workdir}")
         interrupt_on_sigterm()
         fit(config, data, workdir, resume=args.resume)
         return 0
@@ -54,7 +57,7 @@ class Recipe:
         overrides = {k: getattr(args, k) for k in (
             "data_dir", "epochs", "batch_size", "eval_batch_size", "optimizer", "lr", "momentum",
             "schedule", "step_size", "gamma", "dtype", "seed", "seeds", "limit_train",
-            "limit_test")}
+            "limit_test", "shard_params")}
         resize = base.resize if args.resize is None else (args.resize or None)
         options = {**base.model_options, **self.model_options(args)}
         data_options = {**base.data_options, **self.data_options(args)}
@@ -89,9 +92,13 @@ class Recipe:
             "program; report each seed and the mean ± std [1]")
         add("--limit-train", type=int, help="train on the first N training examples only")
         add("--limit-test", type=int, help="evaluate on the first N test examples only")
+        add("--shard-params", action="store_true", default=None, help="split the large params "
+            "and their optimizer state over the devices (FSDP-style) instead of replicating "
+            "them; for models that crowd one device, e.g. VGG's heads")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
             "checkpoint (same flags; --epochs may grow)")
         add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+        add_distributed_flags(parser)
         self.add_model_flags(parser)
         self.add_data_flags(parser)
         return parser

@@ -9,7 +9,7 @@ from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
 
 DTYPES = ("float32", "bfloat16")
 # Keys that may change between a run and its --resume: more epochs, or data moved elsewhere.
-RESUMABLE_CHANGES = ("epochs", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "data_dir", "shard_params")  # where the state lives, too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     best: tuple[str, ...] = ("best_loss",)
+    shard_params: bool = False  # FSDP-style: large params and their optimizer state split
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "model_options": dict(self.model_options),

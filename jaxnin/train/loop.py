@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from jaxnin.data.pipeline import DeviceSplit, to_device
+from jaxnin.data.pipeline import DeviceSplit
 from jaxnin.data.vision import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
@@ -21,6 +21,8 @@ from jaxnin.train.checkpoint import CheckpointStore, interrupts_deferred
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
 from jaxnin.train.replicas import epoch_metrics, fold_in, per_seed_metrics, run_keys, seed_results
+from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
+                                   place_state, shard_split, sync)
 from jaxnin.train.steps import TrainState, create_train_state, evaluate, train_epoch
 from jaxnin.train.timing import timed
 
@@ -29,27 +31,53 @@ def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
         resume: bool = False) -> list[dict]:
     """Train `config`'s model on `data`, one device-resident epoch at a time.
 
+    Runs on every visible device (of every process, after jax.distributed.initialize): the
+    splits are sharded along their examples, the state is replicated, and each batch of
+    `config.batch_size` examples is split evenly over the devices (see sharding.py).
+
     Writes into `workdir`: run.json, history.json, loss.png, acc.png, TensorBoard scalars and
-    Orbax checkpoints (latest, plus best by test loss and whatever `config.best` names).
+    Orbax checkpoints (latest, plus best by test loss and whatever `config.best` names); with
+    several processes only process 0 writes all but the checkpoints, which all save together.
     Returns the history: one record per epoch.
     """
     workdir = prepare_workdir(workdir, resume)
-    train = to_device(data.train_images, data.train_labels, config.limit_train)
-    test = to_device(data.test_images, data.test_labels, config.limit_test)
-    config.validate(int(train.labels.shape[0]))
-    state, schedule = initial_state(config, data, train)
-    store = CheckpointStore(workdir / "checkpoints", config.best)
-    state, history = resume_run(store, state, workdir, config) if resume else (state, [])
-    write_json(workdir / "run.json", run_record(config, data))
-    log = RunLog(workdir, config.epochs, history)
-    try:
-        state = train_epochs(state, train, test, config, schedule, store, log)
-    except KeyboardInterrupt:
-        raise interrupted(store) from None
-    finally:
-        log.close()
-        store.close()
+    sync("workdir checked")  # before any process creates the checkpoint folders in it
+    mesh = data_mesh()
+    train = shard_split(data.train_images[:config.limit_train],
+                        data.train_labels[:config.limit_train], mesh)
+    test = shard_split(data.test_images[:config.limit_test], data.test_labels[:config.limit_test],
+                       mesh)
+    config.validate(train.count)
+    check_batch_size(config.batch_size, mesh.size)
+    with jax.set_mesh(mesh):
+        state, schedule = initial_state(config, data, train)
+        state = place_state(state, mesh, config.shard_params)
+        store = CheckpointStore(workdir / "checkpoints", config.best)
+        state, history = resume_run(store, state, workdir, config) if resume else (state, [])
+        if is_primary():
+            write_json(workdir / "run.json", run_record(config, data, mesh))
+        log = RunLog(workdir, config.epochs, history) if is_primary() else HistoryOnly(history)
+        try:
+            state = train_epochs(state, train, test, config, schedule, store, log)
+        except KeyboardInterrupt:
+            raise interrupted(store) from None
+        finally:
+            log.close()
+            store.close()
     return finish(workdir, config, log.history)
+
+
+class HistoryOnly:
+    """RunLog's stand-in on processes other than 0: it keeps the history and writes nothing."""
+
+    def __init__(self, history: list[dict]):
+        self.history = list(history)
+
+    def epoch(self, record: dict) -> None:
+        self.history.append(record)
+
+    def close(self) -> None:
+        pass
 
 
 def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConfig, schedule,
@@ -75,7 +103,8 @@ def train_epochs(state, train: DeviceSplit, test: DeviceSplit, config: TrainConf
 def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainConfig):
     """One training epoch and one full evaluation; only their metric sums reach the host."""
     (state, train_sums), train_wall, train_compile = timed(
-        train_epoch, state, train, key, config.batch_size, config.resize)
+        train_epoch, state, train, key, config.batch_size, config.resize,
+        shard_params=config.shard_params)
     test_sums, test_wall, test_compile = timed(evaluate, state, test, config.eval_batch_size,
                                                config.resize)
     train_m, test_m = per_seed_metrics(train_sums), per_seed_metrics(test_sums)
@@ -94,7 +123,7 @@ def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainCo
 
 def initial_state(config: TrainConfig, data: ImageDataset, train: DeviceSplit):
     """Model, optimizer and freshly initialised TrainState; also the lr schedule."""
-    steps_per_epoch = int(train.labels.shape[0]) // config.batch_size
+    steps_per_epoch = train.count // config.batch_size
     tx, schedule = optimizer_for(config, steps_per_epoch)
     model = model_for(config, len(data.class_names))
     input_shape = model_input_shape(config, train.images.shape[1:])
@@ -169,7 +198,7 @@ def prepare_workdir(workdir: str | Path, resume: bool) -> Path:
     workdir = Path(workdir).absolute()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
+        probe = workdir / f".write_test{jax.process_index()}"  # processes may share it
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
@@ -184,8 +213,9 @@ def prepare_workdir(workdir: str | Path, resume: bool) -> Path:
     return workdir
 
 
-def run_record(config: TrainConfig, data: ImageDataset) -> dict:
-    """run.json: enough to reproduce the run (config, versions, device, commit, command)."""
+def run_record(config: TrainConfig, data: ImageDataset, mesh=None) -> dict:
+    """run.json: enough to reproduce the run (config, versions, devices and mesh, commit,
+    command)."""
     device = jax.devices()[0]
     return {
         "config": config.to_json(),
@@ -193,16 +223,21 @@ def run_record(config: TrainConfig, data: ImageDataset) -> dict:
         "command": command_line(),
         "jax_version": jax.__version__, "python": platform.python_version(),
         "device_kind": device.device_kind, "platform": device.platform,
-        "device_count": jax.device_count(), "git_commit": git_commit(),
+        "device_count": jax.device_count(), "process_count": jax.process_count(),
+        "mesh": None if mesh is None else mesh_record(mesh), "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
 def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict]:
-    """Curves, the closing lines and the run's totals in run.json."""
+    """Curves, the closing lines and the run's totals in run.json (process 0's job)."""
+    if not is_primary():
+        return history
     plot_curves(history, workdir, title=f"{config.model} on {config.dataset}")
     device = jax.devices()[0]
-    print(final_lines(history, f"{device.device_kind} ({device.platform}:{device.id})"))
+    where = (f"{device.device_kind} ({device.platform}:{device.id})" if jax.device_count() == 1
+             else f"{jax.device_count()} x {device.device_kind} ({device.platform})")
+    print(final_lines(history, where))
     record = json.loads((workdir / "run.json").read_text())
     record["results"] = {
         "epochs": len(history), "final_test_acc": history[-1]["test_acc"],

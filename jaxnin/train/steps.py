@@ -12,6 +12,7 @@ import optax
 from flax.training import train_state
 
 from jaxnin.data.pipeline import DeviceSplit, eval_order, preprocess, train_order
+from jaxnin.train.sharding import batch_over_devices, devices_in_context, state_over_devices
 
 TrainState = train_state.TrainState
 
@@ -63,7 +64,8 @@ def eval_step(state: TrainState, batch: dict, resize: int | None = None) -> dict
 
 
 def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_size: int,
-                resize: int | None = None, fused: bool | None = None):
+                resize: int | None = None, fused: bool | None = None,
+                shard_params: bool = False):
     """One epoch: shuffle on the device, then train_step over every full batch.
 
     Returns the new state and the epoch's metric sums, which stay on the device. For K stacked
@@ -76,26 +78,29 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
         weight-gradient convolutions inside a loop body about 40x slower than outside one
         (jax-ml/jax#12868); there each step is dispatched asynchronously instead, still with
         the data, the order and the metrics on the device and no host sync until the end.
+      shard_params: under a mesh, the state is laid out FSDP-style (sharding.place_state with
+        shard_params) and stays so; otherwise it is replicated.
     """
     if fused is None:
         fused = jax.default_backend() != "cpu"
     if fused:
-        return _fused_epoch(state, split, key, batch_size, resize)
-    plan = functools.partial(_epoch_plan, num_examples=split.labels.shape[0],
+        return _fused_epoch(state, split, key, batch_size, resize, shard_params)
+    plan = functools.partial(_epoch_plan, num_examples=split.count,
                              batch_size=batch_size)
     order, dropout_key = _over_replicas(plan, key.ndim > 0, 0)(key)
     sums = []
     for index in range(order.shape[-2]):
         state, step_sums = _indexed_step(state, split, order[..., index, :], dropout_key, index,
-                                         resize)
+                                         resize, shard_params)
         sums.append(step_sums)
     return state, jax.tree.map(lambda *steps: jnp.sum(jnp.stack(steps), axis=0), *sums)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "resize"), donate_argnames="state")
-def _fused_epoch(state, split, key, batch_size, resize):
+@functools.partial(jax.jit, static_argnames=("batch_size", "resize", "shard_params"),
+                   donate_argnames="state")
+def _fused_epoch(state, split, key, batch_size, resize, shard_params=False):
     def epoch(state, key):
-        order, dropout_key = _epoch_plan(key, split.labels.shape[0], batch_size)
+        order, dropout_key = _epoch_plan(key, split.count, batch_size)
 
         def one_step(state, step):
             index, batch_indices = step
@@ -104,7 +109,8 @@ def _fused_epoch(state, split, key, batch_size, resize):
         state, sums = jax.lax.scan(one_step, state, (jnp.arange(order.shape[0]), order))
         return state, jax.tree.map(jnp.sum, sums)
 
-    return _over_replicas(epoch, key.ndim > 0, 0)(state, key)
+    state, sums = _over_replicas(epoch, key.ndim > 0, 0)(state, key)
+    return state_over_devices(state, shard_params), sums
 
 
 @functools.partial(jax.jit, static_argnames=("num_examples", "batch_size"))
@@ -114,27 +120,39 @@ def _epoch_plan(key, num_examples, batch_size):
     return train_order(shuffle_key, num_examples, batch_size), dropout_key
 
 
-@functools.partial(jax.jit, static_argnames="resize", donate_argnames="state")
-def _indexed_step(state, split, batch_indices, dropout_key, index, resize):
-    """train_step on the examples at `batch_indices`, gathered on the device."""
+@functools.partial(jax.jit, static_argnames=("resize", "shard_params"), donate_argnames="state")
+def _indexed_step(state, split, batch_indices, dropout_key, index, resize, shard_params=None):
+    """train_step on the examples at `batch_indices`, gathered on the device.
+
+    `shard_params` (True/False) pins the new state's layout; None (inside the fused epoch,
+    which pins its own result) leaves the layout to XLA."""
     def step(state, batch_indices, dropout_key):
-        batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices]}
+        batch = batch_over_devices({"image": split.images[batch_indices],
+                                    "label": split.labels[batch_indices]})
         return train_step(state, batch, jax.random.fold_in(dropout_key, index), resize)
 
-    return _over_replicas(step, dropout_key.ndim > 0, 0)(state, batch_indices, dropout_key)
+    state, sums = _over_replicas(step, dropout_key.ndim > 0, 0)(state, batch_indices, dropout_key)
+    if shard_params is not None:
+        state = state_over_devices(state, shard_params)
+    return state, sums
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"))
 def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
              resize: int | None = None) -> dict:
-    """Metric sums over the whole split; every example counts exactly once (per replica)."""
-    order, mask = eval_order(split.labels.shape[0], batch_size)
+    """Metric sums over the whole split; every example counts exactly once (per replica).
+
+    Over N devices the batch grows to the next multiple of N, so that it splits evenly; the
+    extra slots are masked like the last batch's, and the sums do not change.
+    """
+    devices = devices_in_context()
+    order, mask = eval_order(split.count, -(-batch_size // devices) * devices)
 
     def evaluate_one(state):
         def one_batch(_, step):
             batch_indices, batch_mask = step
-            batch = {"image": split.images[batch_indices], "label": split.labels[batch_indices],
-                     "mask": batch_mask}
+            batch = batch_over_devices({"image": split.images[batch_indices],
+                                        "label": split.labels[batch_indices], "mask": batch_mask})
             return None, eval_step(state, batch, resize)
 
         _, sums = jax.lax.scan(one_batch, None, (order, mask))
