@@ -76,6 +76,13 @@ def test_end_to_end_on_tiny_clips(clips_dir, tmp_path):
     for name in ("loss.png", "acc.png"):
         assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
     assert (workdir / "checkpoints" / "best_loss" / "1").is_dir()
+    # the prediction demo reloads the clips from run.json and draws each stack's frames
+    env = {**os.environ, "JAXNIN_CACHE_DIR": str(cache)}
+    shown = subprocess.run([sys.executable, "-m", "jaxnin.experiments.predict", str(workdir),
+                            "--count", "3"], capture_output=True, text=True, env=env, timeout=600)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("predicted: ") == 3
+    assert (workdir / "predictions.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_divergence_stops_in_one_line_keeping_the_best(clips_dir, tmp_path):
@@ -90,3 +97,11 @@ def test_divergence_stops_in_one_line_keeping_the_best(clips_dir, tmp_path):
     assert "diverged in epoch 2" in lines[0] and "lower --lr" in lines[0]
     assert (workdir / "checkpoints" / "best_loss" / "1").is_dir()
     assert not (workdir / "checkpoints" / "best_loss" / "2").exists()
+
+
+def test_prediction_grid_draws_frame_stacks(tmp_path):
+    from jaxnin.report.plots import prediction_grid
+
+    stacks = np.random.default_rng(0).integers(0, 256, (3, 20, 20, 8), dtype=np.uint8)
+    out = prediction_grid(stacks, [0, 1, 2], [0, 2, 2], CLASSES, tmp_path / "grid.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"

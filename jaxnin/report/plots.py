@@ -54,7 +54,7 @@ def prediction_grid(images, predicted, actual, class_names, path: str | Path,
         ax.axis("off")
     for ax, image, pred, true in zip(axes.ravel(), images, predicted, actual):
         wrong = pred != true
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        ax.imshow(_shown(image), cmap="gray")
         color = "red" if wrong else "black"
         ax.set_title(f"{'x ' if wrong else ''}pred: {class_names[pred]}\ntrue: {class_names[true]}",
                      fontsize=8, color=color)
@@ -69,3 +69,12 @@ def prediction_grid(images, predicted, actual, class_names, path: str | Path,
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def _shown(image):
+    """What imshow can draw: gray or RGB as is; a frame stack (H, W, F) as its first, middle
+    and last frames side by side, so that a clip's motion is visible in one thumbnail."""
+    channels = image.shape[-1]
+    if channels in (1, 3):
+        return image[..., 0] if channels == 1 else image
+    return np.concatenate([image[..., 0], image[..., channels // 2], image[..., -1]], axis=1)
