@@ -25,6 +25,8 @@ class Recipe:
     model_options: Callable[[argparse.Namespace], dict] = lambda args: {}
     model_name: Callable[[argparse.Namespace], str | None] = lambda args: None  # a model flag
     variants: dict[str, TrainConfig] = dataclasses.field(default_factory=dict)  # --<name> flags
+    data_dir_help: str = ("folder holding <dataset>/ with the four MNIST-format .gz files "
+                          "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
     add_data_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     data_options: Callable[[argparse.Namespace], dict] = lambda args: {}  # -> config.data_options
 
@@ -71,8 +73,7 @@ class Recipe:
         parser = ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add = parser.add_argument
-        add("--data-dir", help="folder holding <dataset>/ with the four MNIST-format .gz files "
-            "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
+        add("--data-dir", help=self.data_dir_help)
         add("--workdir", help="where checkpoints, history and curves go (default: runs/<name>)")
         add("--epochs", type=int, help=f"training epochs [{d.epochs}]")
         add("--batch-size", type=int, help=f"training batch size [{d.batch_size}]")

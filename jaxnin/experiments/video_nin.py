@@ -68,7 +68,8 @@ def model_options(args) -> dict:
 
 RECIPE = Recipe(prog="jaxnin.experiments.video_nin", description=__doc__, defaults=DEFAULTS,
                 run_name=run_name, add_model_flags=add_model_flags, model_options=model_options,
-                add_data_flags=add_data_flags, data_options=data_options)
+                add_data_flags=add_data_flags, data_options=data_options,
+                data_dir_help="same as --clips-dir")
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())
