@@ -8,6 +8,7 @@ a single run.
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnin.train.config import TrainConfig
@@ -19,13 +20,14 @@ SPLIT_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 def run_keys(config: TrainConfig, stream: int) -> jax.Array:
     """The key of `stream` (0: init, 1: epochs) for each seed: one key, or (K,) keys."""
     keys = [jax.random.fold_in(jax.random.key(seed), stream) for seed in config.seed_values]
-    return keys[0] if config.seeds == 1 else jax.numpy.stack(keys)
+    return keys[0] if config.seeds == 1 else jnp.stack(keys)
 
 
 def fold_in(key: jax.Array, data: int) -> jax.Array:
     """jax.random.fold_in for one key or, element-wise, for a (K,) array of keys."""
-    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, data) if key.ndim else \
-        jax.random.fold_in(key, data)
+    if key.ndim:
+        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, data)
+    return jax.random.fold_in(key, data)
 
 
 def per_seed_metrics(sums: dict) -> list[dict]:
