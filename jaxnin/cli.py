@@ -62,3 +62,6 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     # Orbax and TensorFlow log through absl, including tracebacks of failed saves.
     logging.getLogger("absl").setLevel(logging.WARNING if debug else logging.CRITICAL)
+    # JAX reports at INFO each optional backend it probed and did not find (libtpu on every
+    # CPU or GPU host): noise to a user, kept for --debug.
+    logging.getLogger("jax").setLevel(logging.INFO if debug else logging.WARNING)

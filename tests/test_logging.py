@@ -14,3 +14,11 @@ def test_tensorboardx_loads_without_importing_an_installed_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout.split()
     assert out == ["False", "True", "SummaryWriter"]  # not imported, yet still importable later
+
+
+def test_a_command_does_not_print_jax_backend_probes():
+    # JAX logs "Unable to initialize backend 'tpu'" at INFO on every host without a TPU.
+    done = subprocess.run([sys.executable, "-m", "jaxnin.summary", "lenet"], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert "total params: 61,706" in done.stdout
+    assert "Unable to initialize backend" not in done.stdout + done.stderr
