@@ -41,8 +41,8 @@ from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.run_dir import (Restored, read_run_record, restore_checkpoint, run_config,
-                                  run_data)
+from jaxnin.train.run_dir import (Restored, add_run_flags, read_run_record, restore_checkpoint,
+                                  run_config, run_data)
 
 INPUT_NAME, OUTPUT_NAME, BATCH_AXIS = "images", "logits", "batch"
 # The lowest opset jax2onnx 0.17.1 writes valid graphs for (at 17 its ReduceMean still takes
@@ -226,7 +226,7 @@ def _check_flags(args) -> None:
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.export_onnx", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
+    add_run_flags(parser, "export")
     parser.add_argument("--checkpoint", default="best_loss", choices=("latest", *BEST_BY),
                         help="which checkpoint to export [best_loss]")
     parser.add_argument("--out", help="where to write the model [RUN_DIR/model.onnx]")
@@ -234,9 +234,6 @@ def _parser():
                         help="test images the export is checked on [64]")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help=f"largest max abs logit difference accepted [{TOLERANCE:g}]")
-    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
-    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
-                        "which seed's model to export [the first]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

@@ -6,10 +6,10 @@ import math
 import chex
 import jax
 import numpy as np
+import optax
 import pytest
 
 from jaxnin.data.pipeline import to_device
-from jaxnin.data.vision import ImageDataset
 from jaxnin.models import create_model
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
@@ -19,21 +19,13 @@ from jaxnin.train.run_dir import restore_checkpoint
 from jaxnin.train.replicas import epoch_metrics, run_keys, seed_results
 from jaxnin.train.steps import create_train_state, evaluate, replica_count, train_epoch
 from jaxnin.train.optim import make_optimizer
-import optax
+from synthetic import random_dataset
 
 # A VGG small enough for the CPU, with dropout, so that init, shuffles and dropout masks must
 # all match per seed.
 TINY_VGG = TrainConfig(model="vgg11", model_options={"width_divisor": 16, "dropout": 0.5},
                        resize=32, epochs=2, batch_size=16, lr=0.05, eval_batch_size=32,
                        seed=5, seeds=2)
-
-
-def random_dataset(train=96, test=40, seed=0) -> ImageDataset:
-    rng = np.random.default_rng(seed)
-    images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-    labels = lambda n: rng.integers(0, 10, n).astype(np.int32)
-    return ImageDataset("fashion_mnist", images(train), labels(train), images(test), labels(test),
-                        tuple("0123456789"), "synthetic")
 
 
 def latest_params(workdir, config, data):
@@ -45,7 +37,7 @@ def latest_params(workdir, config, data):
 
 
 def test_replica_i_equals_the_single_run_with_seed_i(tmp_path):
-    data = random_dataset()
+    data = random_dataset(96, 40)
     together = fit(TINY_VGG, data, tmp_path / "together")
     stacked = latest_params(tmp_path / "together", TINY_VGG, data)
     for i, seed in enumerate(TINY_VGG.seed_values):
@@ -75,7 +67,7 @@ def test_stacked_states_and_fused_epochs_per_replica():
     single = create_train_state(model, tx, jax.random.key(4), (28, 28, 1))
     assert replica_count(single) is None
     chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], stacked.params), single.params)
-    data = random_dataset(train=64)
+    data = random_dataset(64, 40)
     split = to_device(data.train_images, data.train_labels)
     epoch_keys = jax.numpy.stack([jax.random.key(7), jax.random.key(8)])
     fused, fused_sums = train_epoch(stacked, split, epoch_keys, 16, fused=True)

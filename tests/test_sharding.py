@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from jaxnin.data.pipeline import to_device
-from jaxnin.data.vision import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
@@ -25,6 +24,7 @@ from jaxnin.train.loop import fit, initial_state
 from jax.sharding import PartitionSpec as P
 
 from jaxnin.train.sharding import check_batch_size, data_mesh, shard_split, state_spec
+from synthetic import random_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 # A VGG small enough for the CPU, with dropout, so that shuffles and dropout masks must match
@@ -39,18 +39,10 @@ TINY_LENET = dataclasses.replace(TINY_VGG, model="lenet", model_options={}, resi
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
-def random_dataset(train=100, test=50, seed=0) -> ImageDataset:
-    rng = np.random.default_rng(seed)
-    images = lambda n: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-    labels = lambda n: rng.integers(0, 10, n).astype(np.int32)
-    return ImageDataset("fashion_mnist", images(train), labels(train), images(test), labels(test),
-                        tuple("0123456789"), "synthetic")
-
-
 def one_device_run(config, tmp_path_factory):
     """The reference: the run on this process's single device; (data, workdir, history)."""
     assert jax.device_count() == 1
-    data, workdir = random_dataset(), tmp_path_factory.mktemp("one_device")
+    data, workdir = random_dataset(100, 50), tmp_path_factory.mktemp("one_device")
     return data, workdir, fit(config, data, workdir)
 
 

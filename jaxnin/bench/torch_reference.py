@@ -22,15 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jaxnin.models import VGG_CONFIGS  # seed 004's cfgs, shared with the Flax VGG
+
 VARIANTS = ("seed_pipeline", "fp32", "tuned")
-VGG_CONFIGS = {  # seed 004's cfgs
-    "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-          512, 512, 512, "M"),
-    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-          512, 512, 512, 512, "M"),
-}
 IMAGE_SIZE = 28
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.pipeline import preprocess
 from jaxnin.report.plots import prediction_grid
-from jaxnin.train.run_dir import restore_checkpoint, run_config, run_data
+from jaxnin.train.run_dir import add_run_flags, restore_checkpoint, run_config, run_data
 
 # Seed 002 reloads the best-accuracy model; runs that only track loss fall back to it.
 CHECKPOINT_PREFERENCE = ("best_acc", "best_loss", "latest")
@@ -45,12 +45,9 @@ def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.experiments.predict",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
+    add_run_flags(parser, "use")
     parser.add_argument("--count", type=int, default=20, help="how many test images [20]")
-    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
     parser.add_argument("--out", help="PNG path [RUN_DIR/predictions.png]")
-    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
-                        "which seed's model to use [the first]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

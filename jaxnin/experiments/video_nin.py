@@ -17,8 +17,8 @@ size), batch 32, a 20 % test split per class. experiments/video_nin/ records a q
 import sys
 
 from jaxnin.data import video
+from jaxnin.experiments.fashion_nin import add_model_flags, model_options  # the NiN flags
 from jaxnin.experiments.recipe import Recipe
-from jaxnin.models.nin import HEADS
 from jaxnin.train.config import TrainConfig
 
 DATA_DEFAULTS = {"frames": video.DEFAULT_FRAMES, "size": video.DEFAULT_SIZE,
@@ -54,16 +54,6 @@ def data_options(args) -> dict:
     given = {"frames": args.frames, "size": args.size, "test_ratio": args.test_ratio,
              "split_seed": args.split_seed}
     return {k: v for k, v in given.items() if v is not None}
-
-
-def add_model_flags(parser) -> None:
-    parser.add_argument("--num-1x1", type=int, help="1x1 convs per NiN block [2]")
-    parser.add_argument("--head", choices=HEADS, help="last block: direct 384->classes as the "
-                        "seed, or graded [direct]")
-
-
-def model_options(args) -> dict:
-    return {k: v for k, v in (("num_1x1", args.num_1x1), ("head", args.head)) if v is not None}
 
 
 RECIPE = Recipe(prog="jaxnin.experiments.video_nin", description=__doc__, defaults=DEFAULTS,

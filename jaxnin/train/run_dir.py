@@ -20,6 +20,14 @@ from jaxnin.train.loop import initial_state
 from jaxnin.train.steps import TrainState
 
 
+def add_run_flags(parser, verb: str) -> None:
+    """The flags every tool over a finished run takes: RUN_DIR, --data-dir and --seed."""
+    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
+    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
+    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
+                        f"which seed's model to {verb} [the first]")
+
+
 class Restored(NamedTuple):
     """A checkpoint read back: the state, its kind ("best_loss", ...), epoch and history record."""
     state: TrainState
