@@ -7,11 +7,12 @@ at lr 0.1, batch 128, 10 epochs, images resized to 224. d2l reports
 `loss 0.317, train acc 0.884, test acc 0.885`; experiments/fashion_nin/ records what this
 recipe measures.
 """
+import dataclasses
 import sys
 
 from jaxnin.experiments.recipe import Recipe
-from jaxnin.models.nin import HEADS
-from jaxnin.train.config import TrainConfig
+from jaxnin.models.nin import HEADS, NiN
+from jaxnin.train.config import TrainConfig, option
 
 DEFAULTS = TrainConfig(model="nin", dataset="fashion_mnist", epochs=10, batch_size=128,
                        optimizer="sgd", lr=0.1, resize=224)
@@ -22,18 +23,16 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
     return f"NiN_in{in_channels}_out{num_classes}_lr{config.lr:g}_ep{config.epochs}"
 
 
-def add_model_flags(parser) -> None:
-    parser.add_argument("--num-1x1", type=int, help="1x1 convs per NiN block [2]")
-    parser.add_argument("--head", choices=HEADS, help="last block: direct 384->classes as the "
-                        "seed, or graded [direct]")
-
-
-def model_options(args) -> dict:
-    return {k: v for k, v in (("num_1x1", args.num_1x1), ("head", args.head)) if v is not None}
+@dataclasses.dataclass(frozen=True)
+class NiNOptions:
+    """NiN's command-line options (fields of jaxnin.models.NiN); video_nin takes them too."""
+    num_1x1: int = option(NiN.num_1x1, "1x1 convs per NiN block")
+    head: str = option(NiN.head, "last block: direct 384->classes as the seed, or graded",
+                       choices=HEADS)
 
 
 RECIPE = Recipe(prog="jaxnin.experiments.fashion_nin", description=__doc__, defaults=DEFAULTS,
-                run_name=run_name, add_model_flags=add_model_flags, model_options=model_options)
+                run_name=run_name, model_flags=NiNOptions)
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

@@ -17,11 +17,12 @@ wrong whenever the last batch is short.
 
 For a CPU smoke run: --resize 32 --width-divisor 8 --limit-train 1024 --limit-test 500.
 """
+import dataclasses
 import sys
 
 from jaxnin.experiments.recipe import Recipe
-from jaxnin.models import VGG_CONFIGS
-from jaxnin.train.config import TrainConfig
+from jaxnin.models import VGG, VGG_CONFIGS
+from jaxnin.train.config import TrainConfig, option
 
 DEPTHS = {"A": 11, "B": 13, "D": 16, "E": 19}
 DEFAULTS = TrainConfig(model="vgg11", dataset="fashion_mnist", epochs=3, batch_size=128,
@@ -33,26 +34,17 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
             f"_ep{config.epochs}")
 
 
-def add_model_flags(parser) -> None:
-    parser.add_argument("--config", choices=sorted(VGG_CONFIGS), help="A=VGG-11, B=13, D=16, "
-                        "E=19 [A]")
-    parser.add_argument("--width-divisor", type=int, help="divide conv channels (d2l's slim "
-                        "VGG, for CPU runs) [1]")
-    parser.add_argument("--dropout", type=float, help="after each hidden Dense [0, the seed's]")
-
-
-def model_options(args) -> dict:
-    return {k: v for k, v in (("width_divisor", args.width_divisor),
-                              ("dropout", args.dropout)) if v is not None}
-
-
-def model_name(args) -> str | None:
-    return f"vgg{DEPTHS[args.config]}" if args.config else None
+@dataclasses.dataclass(frozen=True)
+class VGGOptions:
+    config: str = option("A", "A=VGG-11, B=13, D=16, E=19", choices=tuple(sorted(VGG_CONFIGS)))
+    width_divisor: int = option(VGG.width_divisor, "divide conv channels (d2l's slim VGG, for "
+                                "CPU runs)")
+    dropout: float = option(VGG.dropout, "after each hidden Dense (the seed's is 0)")
 
 
 RECIPE = Recipe(prog="jaxnin.experiments.fashion_vgg", description=__doc__, defaults=DEFAULTS,
-                run_name=run_name, add_model_flags=add_model_flags, model_options=model_options,
-                model_name=model_name)
+                run_name=run_name, model_flags=VGGOptions,
+                model_chooser=("config", lambda config: f"vgg{DEPTHS[config]}"))
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

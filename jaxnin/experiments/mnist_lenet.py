@@ -17,8 +17,8 @@ import dataclasses
 import sys
 
 from jaxnin.experiments.recipe import Recipe
-from jaxnin.models.lenet import ACTIVATIONS
-from jaxnin.train.config import TrainConfig
+from jaxnin.models.lenet import ACTIVATIONS, LeNet5
+from jaxnin.train.config import NamedConfig, TrainConfig, option
 
 DEFAULTS = TrainConfig(model="lenet", dataset="mnist", epochs=50, batch_size=16,
                        optimizer="momentum", lr=1e-3, momentum=0.9, schedule="step",
@@ -32,24 +32,19 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
     return f"LeNet5_in{in_channels}_out{num_classes}_lr{config.lr:g}_ep{config.epochs}"
 
 
-def add_model_flags(parser) -> None:
-    parser.add_argument("--tuned", action="store_true", help="ReLU LeNet-5 with activations after "
-                        "conv3 and fc1, Adam lr 2e-3, batch 64, cosine, 20 epochs: >= 0.99 "
-                        "(other flags still override)")
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                        help="after conv1 and conv2 [sigmoid]")
-    parser.add_argument("--dense-activations", action="store_true",
-                        help="also after conv3 and fc1, as LeCun's original")
-
-
-def model_options(args) -> dict:
-    options = {"activation": args.activation} if args.activation else {}
-    return options | ({"dense_activations": True} if args.dense_activations else {})
+@dataclasses.dataclass(frozen=True)
+class LeNetOptions:
+    activation: str = option(LeNet5.activation, "after conv1 and conv2",
+                             choices=tuple(sorted(ACTIVATIONS)))
+    dense_activations: bool = option(LeNet5.dense_activations,
+                                     "also after conv3 and fc1, as LeCun's original")
 
 
 RECIPE = Recipe(prog="jaxnin.experiments.mnist_lenet", description=__doc__, defaults=DEFAULTS,
-                run_name=run_name, add_model_flags=add_model_flags, model_options=model_options,
-                variants={"tuned": TUNED})
+                run_name=run_name, model_flags=LeNetOptions,
+                variants=(NamedConfig("tuned", "ReLU LeNet-5 with activations after conv3 and "
+                                      "fc1, Adam lr 2e-3, batch 64, cosine, 20 epochs: >= 0.99 "
+                                      "(other flags still override)", TUNED),))
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

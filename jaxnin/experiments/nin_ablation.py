@@ -19,26 +19,31 @@ from pathlib import Path
 
 import jax
 
-from jaxnin.cli import ArgumentParser, run_main
+from jaxnin.cli import ArgumentParser, interrupt_on_sigterm, run_main
 from jaxnin.data import load_data
 from jaxnin.errors import JaxninError
 from jaxnin.experiments.fashion_nin import DEFAULTS as SEED_001
-from jaxnin.experiments.recipe import interrupt_on_sigterm
 from jaxnin.report.ablation import plot_variants, results_table
 from jaxnin.report.costs import run_costs
 from jaxnin.report.logging import write_json
-from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import command_line, fit
+from jaxnin.run import command_line, fit
+from jaxnin.train.config import NamedConfig, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class Variant:
-    """One setting of the ablation, the question it answers and what the forum reported."""
-    key: str
-    question: str
-    label: str
-    config: TrainConfig
-    forum: str
+class Variant(NamedConfig):
+    """One setting of the ablation (a named config), the question it answers and what the
+    forum reported."""
+    question: str = ""
+    forum: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return self.help
 
 
 def _seed_001(**changes) -> TrainConfig:
@@ -46,20 +51,25 @@ def _seed_001(**changes) -> TrainConfig:
 
 
 VARIANTS = (
-    Variant("a2", "a", "seed 001: two 1x1 convs, SGD 0.1, b128, 224, 10 ep", _seed_001(),
-            "test 0.884 (1287 ex/s); another user: 0.8700"),
-    Variant("a1", "a", "one 1x1 conv per block", _seed_001(model_options={"num_1x1": 1}),
-            "test 0.885 (1759.6 ex/s), 0.8 GB less memory; another user: 0.8527"),
-    Variant("b", "b", "SGD lr 0.12, 15 epochs", _seed_001(lr=0.12, epochs=15), "test 0.8856"),
-    Variant("c", "c", "Adam 1e-3, batch 512, resize 96",
-            _seed_001(optimizer="adam", lr=1e-3, batch_size=512, resize=96),
-            "train 0.913, test 0.906"),
-    Variant("d", "d", "Adam 2e-3, batch 1024, resize 96",
-            _seed_001(optimizer="adam", lr=2e-3, batch_size=1024, resize=96), "test 0.901"),
-    Variant("e", "e", "graded last block 384→114→34→10 (a2 is the direct 384→10)",
-            _seed_001(model_options={"head": "graded"}), "asked, not measured"),
-    *(Variant(f"f{lr:g}", "f", f"lr sweep: SGD lr {lr:g} (a2 is lr 0.1)", _seed_001(lr=lr),
-              "d2l pitfall: lr 0.1 can stick at loss 2.303" if lr > 0.1 else "–")
+    Variant("a2", "seed 001: two 1x1 convs, SGD 0.1, b128, 224, 10 ep", _seed_001(),
+            question="a", forum="test 0.884 (1287 ex/s); another user: 0.8700"),
+    Variant("a1", "one 1x1 conv per block", _seed_001(model_options={"num_1x1": 1}),
+            question="a",
+            forum="test 0.885 (1759.6 ex/s), 0.8 GB less memory; another user: 0.8527"),
+    Variant("b", "SGD lr 0.12, 15 epochs", _seed_001(lr=0.12, epochs=15), question="b",
+            forum="test 0.8856"),
+    Variant("c", "Adam 1e-3, batch 512, resize 96",
+            _seed_001(optimizer="adam", lr=1e-3, batch_size=512, resize=96), question="c",
+            forum="train 0.913, test 0.906"),
+    Variant("d", "Adam 2e-3, batch 1024, resize 96",
+            _seed_001(optimizer="adam", lr=2e-3, batch_size=1024, resize=96), question="d",
+            forum="test 0.901"),
+    Variant("e", "graded last block 384→114→34→10 (a2 is the direct 384→10)",
+            _seed_001(model_options={"head": "graded"}), question="e",
+            forum="asked, not measured"),
+    *(Variant(f"f{lr:g}", f"lr sweep: SGD lr {lr:g} (a2 is lr 0.1)", _seed_001(lr=lr),
+              question="f",
+              forum="d2l pitfall: lr 0.1 can stick at loss 2.303" if lr > 0.1 else "–")
       for lr in (0.02, 0.05, 0.2, 0.3)),
 )
 

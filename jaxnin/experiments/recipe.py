@@ -1,40 +1,45 @@
-"""What every recipe's command line shares: flags over a TrainConfig, data, fit, errors."""
+"""A seed experiment as a command: a named config plus its model and data options.
+
+Every flag is generated from an option field (jaxnin.train.config.option): the training
+options of TrainConfig, the recipe's model options (-> config.model_options) and data options
+(-> config.data_options). Only what belongs to one invocation, not to the run (--workdir,
+--resume, --debug, the distributed runtime), is declared here by hand.
+"""
 import argparse
 import dataclasses
-import signal
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from jaxnin.cli import ArgumentParser, run_main
-from jaxnin.data import load_data
-from jaxnin.train.config import DTYPES, TrainConfig
-from jaxnin.train.loop import fit
-from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
+from jaxnin.cli import ArgumentParser, interrupt_on_sigterm, run_main
+from jaxnin.train.config import NamedConfig, TrainConfig, add_flags, given, option_defaults
 from jaxnin.train.sharding import add_distributed_flags, initialize_from_flags, is_primary
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A seed experiment: its defaults, its model flags, and how it names its workdir."""
+    """A seed experiment: its defaults, its variants, its option flags and its workdir name."""
     prog: str
     description: str
     defaults: TrainConfig
     run_name: Callable[[TrainConfig, int, int], str]  # (config, in_channels, classes) -> name
-    add_model_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-    model_options: Callable[[argparse.Namespace], dict] = lambda args: {}
-    model_name: Callable[[argparse.Namespace], str | None] = lambda args: None  # a model flag
-    variants: dict[str, TrainConfig] = dataclasses.field(default_factory=dict)  # --<name> flags
-    data_dir_help: str = ("folder holding <dataset>/ with the four MNIST-format .gz files "
-                          "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
-    add_data_flags: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-    data_options: Callable[[argparse.Namespace], dict] = lambda args: {}  # -> config.data_options
+    model_flags: type | None = None  # a dataclass of option fields -> config.model_options
+    data_flags: type | None = None  # a dataclass of option fields -> config.data_options
+    variants: tuple[NamedConfig, ...] = ()  # each a --<name> flag choosing another base config
+    # A model option that picks the model rather than configures it, and the model each of
+    # its values names (VGG's --config A -> vgg11).
+    model_chooser: tuple[str, Callable[[str], str]] | None = None
+    help_overrides: dict = dataclasses.field(default_factory=dict)  # field -> recipe's help
+    aliases: dict = dataclasses.field(default_factory=dict)  # field -> extra flag names
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Entry point for `python -m`: one-line errors, exit code 2, --debug for tracebacks."""
         return run_main(self._run, argv)
 
     def _run(self, argv) -> int:
+        from jaxnin.data import load_data  # the heavy stack loads after --help and bad flags
+        from jaxnin.run import fit
+
         args = self.parser().parse_args(argv)
         config = self.config(args)
         config.validate()  # bad flags fail now, before the data loads
@@ -47,69 +52,42 @@ class Recipe:
             name + (f"_seeds{config.seeds}" if config.seeds > 1 else ""))
         if is_primary():
             print(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
-                  f"{load_s:.1f} s) -> {workdir}")
+                  f"{load_s:.1f} s) -> {workdir}", flush=True)
         interrupt_on_sigterm()
         fit(config, data, workdir, resume=args.resume)
         return 0
 
     def config(self, args: argparse.Namespace) -> TrainConfig:
         """The recipe's defaults (or a chosen variant's) with every given flag applied."""
-        base = next((v for k, v in self.variants.items() if getattr(args, k, False)),
+        base = next((v.config for v in self.variants if getattr(args, v.name, False)),
                     self.defaults)
-        overrides = {k: getattr(args, k) for k in (
-            "data_dir", "epochs", "batch_size", "eval_batch_size", "optimizer", "lr", "momentum",
-            "schedule", "step_size", "gamma", "dtype", "seed", "seeds", "limit_train",
-            "limit_test", "shard_params")}
-        resize = base.resize if args.resize is None else (args.resize or None)
-        options = {**base.model_options, **self.model_options(args)}
-        data_options = {**base.data_options, **self.data_options(args)}
-        model = self.model_name(args) or base.model
-        return dataclasses.replace(base, model=model, resize=resize, model_options=options,
-                                   data_options=data_options,
-                                   **{k: v for k, v in overrides.items() if v is not None})
+        model_options = given(args, self.model_flags) if self.model_flags else {}
+        model = base.model
+        if self.model_chooser and self.model_chooser[0] in model_options:
+            key, name_of = self.model_chooser
+            model = name_of(model_options.pop(key))
+        data_options = given(args, self.data_flags) if self.data_flags else {}
+        return dataclasses.replace(
+            base, model=model, model_options={**base.model_options, **model_options},
+            data_options={**base.data_options, **data_options},
+            **given(args, type(self.defaults)))
 
     def parser(self) -> argparse.ArgumentParser:
-        d = self.defaults
         parser = ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
-                                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
         add = parser.add_argument
-        add("--data-dir", help=self.data_dir_help)
+        for variant in self.variants:
+            add(f"--{variant.name}", action="store_true", help=variant.help)
         add("--workdir", help="where checkpoints, history and curves go (default: runs/<name>)")
-        add("--epochs", type=int, help=f"training epochs [{d.epochs}]")
-        add("--batch-size", type=int, help=f"training batch size [{d.batch_size}]")
-        add("--eval-batch-size", type=int, help=f"evaluation batch size [{d.eval_batch_size}]")
-        add("--lr", type=float, help=f"(initial) learning rate [{d.lr}]")
-        add("--optimizer", choices=OPTIMIZERS, help=f"[{d.optimizer}]")
-        add("--momentum", type=float, help=f"for --optimizer momentum [{d.momentum}]")
-        add("--schedule", choices=SCHEDULES,
-            help=f"lr schedule; step is PyTorch's StepLR per epoch [{d.schedule}]")
-        add("--step-size", type=int, help=f"StepLR: epochs between decays [{d.step_size}]")
-        add("--gamma", type=float, help=f"StepLR: decay factor [{d.gamma}]")
-        add("--resize", type=int, help=f"resize images to this square size on the device; "
-            f"0 keeps 28x28 [{d.resize}]")
-        add("--dtype", choices=DTYPES, help=f"compute dtype; params stay float32 [{d.dtype}]")
-        add("--seed", type=int, help=f"seeds init, shuffling and dropout [{d.seed}]")
-        add("--seeds", type=int, help="train K replicas (seeds seed..seed+K-1) at once in one "
-            "program; report each seed and the mean ± std [1]")
-        add("--limit-train", type=int, help="train on the first N training examples only")
-        add("--limit-test", type=int, help="evaluate on the first N test examples only")
-        add("--shard-params", action="store_true", default=None, help="split the large params "
-            "and their optimizer state over the devices (FSDP-style) instead of replicating "
-            "them; for models that crowd one device, e.g. VGG's heads")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
-            "checkpoint (same flags; --epochs may grow)")
+            "checkpoint (same flags; --epochs may grow, except with --schedule cosine)")
         add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-        add_distributed_flags(parser)
-        self.add_model_flags(parser)
-        self.add_data_flags(parser)
+        add_flags(parser.add_argument_group("training options"), self.defaults,
+                  help_overrides=self.help_overrides, aliases=self.aliases)
+        for title, flags, chosen in (("model options", self.model_flags, self.defaults.model_options),
+                                     ("data options", self.data_flags, self.defaults.data_options)):
+            if flags is not None:
+                add_flags(parser.add_argument_group(title),
+                          flags(**{**option_defaults(flags), **chosen}))
+        add_distributed_flags(parser.add_argument_group("several processes"))
         return parser
-
-
-def interrupt_on_sigterm() -> None:
-    """SIGTERM (a cluster's pre-emption, `kill`) takes the same clean path as Ctrl-C."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    # SIGTERM (a cluster's pre-emption, `kill`) takes the same clean path as Ctrl-C.
-    raise KeyboardInterrupt
