@@ -14,7 +14,7 @@ _EXPORTS = {
     "create_model": "jaxnin.models",
     "load_dataset": "jaxnin.data.vision",
     "TrainConfig": "jaxnin.train.config",
-    "fit": "jaxnin.train.loop",
+    "fit": "jaxnin.run",
     "TrainState": "jaxnin.train.steps",
     "create_train_state": "jaxnin.train.steps",
     "train_step": "jaxnin.train.steps",

@@ -23,7 +23,7 @@ def main(argv) -> int:
     args = parser.parse_args(argv)
     initialize_from_flags(args)  # before anything touches a device
 
-    from jaxnin.train.loop import fit  # noqa: E402 -- imports jax's backends lazily anyway
+    from jaxnin.run import fit  # noqa: E402 -- imports jax's backends lazily anyway
 
     arrays = np.load(args.data)
     data = ImageDataset("fashion_mnist", *(arrays[k] for k in (

@@ -15,7 +15,7 @@ from jaxnin.cli import run_main
 from jaxnin.data.vision import ImageDataset
 from jaxnin.train import run_dir
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import fit
+from jaxnin.run import fit
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs onnx: " + export_onnx.INSTALL_HINT)
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime: " + export_onnx.INSTALL_HINT)

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from jaxnin.errors import JaxninError
+from jaxnin.run import fit
 from jaxnin.train import loop
+from faults import diverging_in
 from jaxnin.train.checkpoint import CheckpointStore
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--limit-train", "512", "--limit-test", "300",
@@ -88,17 +90,32 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
 @pytest.mark.parametrize("flags, needle", [
     (["--lr", "0"], "--lr must be positive"),
     (["--lr", "-0.1"], "--lr must be positive"),
+    (["--lr", "inf"], "--lr must be positive and finite"),
+    (["--lr", "nan"], "--lr must be positive and finite"),
+    (["--momentum", "5"], "--momentum must be in [0, 1)"),
+    (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
+    (["--gamma", "0"], "--gamma must be in (0, 1]"),
+    (["--gamma", "-1"], "--gamma must be in (0, 1]"),
+    (["--gamma", "1e6"], "--gamma must be in (0, 1]"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--limit-train", "0"], "--limit-train must be at least 1"),
+    (["--limit-train", "-5"], "--limit-train must be at least 1"),
+    (["--limit-test", "0"], "--limit-test must be at least 1"),
     (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["--resize", "40"], "at least 67x67"),
+    (["--resize", "100000"], "--resize 100000 cannot fit"),
     (["--batch-size", "600", "--limit-train", "512"], "larger than the 512 training examples"),
 ])
-def test_bad_flags_are_one_line(flags, needle, shared_data, fashion, data_cache, capsys):
+def test_bad_flags_are_one_line_before_anything_is_written(flags, needle, shared_data, fashion,
+                                                           data_cache, tmp_path, capsys):
     from jaxnin.experiments import fashion_nin
-    code = fashion_nin.RECIPE.main(["--data-dir", str(shared_data), "--workdir", "/nonexistent",
-                                    "--limit-test", "100", *flags])
+    args = ["--data-dir", str(shared_data), "--workdir", str(tmp_path / "run"), "--limit-test",
+            "100", *flags]
+    code = fashion_nin.RECIPE.main(args)
     one_error_line(code, capsys.readouterr().err, needle)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_model_is_one_line(capsys):
@@ -135,27 +152,33 @@ def test_checkpoint_of_other_shapes_is_refused(tmp_path):
 # --- training --------------------------------------------------------------------------------
 
 def test_divergence_stops_with_a_hint_and_keeps_the_best(shared_data, mnist, data_cache,
-                                                         tmp_path):
-    """Epoch 1 trains; StepLR then multiplies the lr by 1e6, as seed 000's lr 0.01 blow-up."""
-    code, _, err = run("mnist_lenet", lenet(shared_data, tmp_path, "--epochs", "3",
-                                            "--schedule", "step", "--step-size", "1",
-                                            "--gamma", "1e6", "--lr", "0.01"), data_cache)
-    one_error_line(code, err, "diverged in epoch 2", "lower --lr")
+                                                         tmp_path, monkeypatch, capsys):
+    """Epoch 1 trains, epoch 2's loss is NaN (as seed 000's lr 0.01 blow-up): one line, and
+    predict still loads the best checkpoint."""
+    from jaxnin.experiments import mnist_lenet
+    diverging_in(2, monkeypatch)
+    code = mnist_lenet.RECIPE.main(lenet(shared_data, tmp_path, "--epochs", "3"))
+    one_error_line(code, capsys.readouterr().err, "diverged in epoch 2", "momentum 0.9",
+                   "checkpoints up to epoch 1 are kept", "lower --lr")
     code, out, err = run("predict", [str(tmp_path), "--count", "5"], data_cache)
     assert code == 0, err
     assert "best_acc checkpoint from epoch 1" in out
 
 
-def test_out_of_memory_names_the_batch(fashion, tmp_path, monkeypatch):
+@pytest.mark.parametrize("phase, hint", [
+    ("train_epoch", "during training at --batch-size 512 .*try --batch-size 256"),
+    ("evaluate", "during evaluation at --eval-batch-size 100 .*try --eval-batch-size 50")])
+def test_out_of_memory_names_the_batch_that_ran_out(phase, hint, fashion, tmp_path,
+                                                    monkeypatch):
     def exhausted(*args, **kwargs):
         raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
                                          "allocate 81.92GiB")
-    monkeypatch.setattr(loop, "run_epoch", exhausted)
+    monkeypatch.setattr(loop, phase, exhausted)
     from jaxnin.train.config import TrainConfig
     config = TrainConfig(model="lenet", resize=None, batch_size=512, limit_train=1024,
-                         limit_test=100)
-    with pytest.raises(JaxninError, match="out of memory at --batch-size 512.*--batch-size 256"):
-        loop.fit(config, fashion, tmp_path)
+                         limit_test=100, eval_batch_size=100)
+    with pytest.raises(JaxninError, match="out of memory " + hint):
+        fit(config, fashion, tmp_path)
 
 
 # --- interruption ----------------------------------------------------------------------------
@@ -204,7 +227,8 @@ def test_kill_9_loses_at_most_the_current_epoch(shared_data, mnist, data_cache, 
     assert code == 0, err
     code, _, err = run("mnist_lenet", args(tmp_path / "straight"), data_cache)
     assert code == 0, err
-    timing = ("epoch_time_s", "examples_per_s", "train_time_s", "eval_time_s", "compile_time_s")
+    timing = ("epoch_time_s", "examples_per_s", "train_time_s", "eval_time_s", "compile_time_s",
+              "compiles", "compile_cache_hits")
     histories = [[{k: v for k, v in r.items() if k not in timing}
                   for r in json.loads((tmp_path / w / "history.json").read_text())]
                  for w in ("killed", "straight")]

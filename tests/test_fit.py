@@ -11,13 +11,17 @@ from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import fit, initial_state
+from jaxnin.run import fit
+from jaxnin.train import loop
+from faults import diverging_in
+from jaxnin.train.factories import initial_state
 from jaxnin.data.pipeline import to_device
 
 TINY = TrainConfig(model="lenet", dataset="fashion_mnist", epochs=3, batch_size=32,
                    optimizer="momentum", lr=0.05, resize=None, limit_train=512, limit_test=300,
                    eval_batch_size=128, best=("best_loss", "best_acc"))
-TIMING = ("epoch_time_s", "examples_per_s", "train_time_s", "eval_time_s", "compile_time_s")
+TIMING = ("epoch_time_s", "examples_per_s", "train_time_s", "eval_time_s", "compile_time_s",
+          "compiles", "compile_cache_hits")
 
 
 def without_timing(history):
@@ -51,6 +55,8 @@ def test_a_run_leaves_history_run_record_curves_and_checkpoints(fashion, tmp_pat
     assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
             "examples_per_s", "compile_time_s"} <= set(saved[0])
     assert all(r["test_examples"] == 300 and r["train_examples"] == 512 for r in saved)
+    # Fixed shapes: epochs 2 and 3 and every evaluation reuse the first epoch's programs.
+    assert saved[0]["compiles"] > 0 and [r["compiles"] for r in saved[1:]] == [0, 0]
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"] == TINY.to_json() and run["device_count"] >= 1
     assert {"jax_version", "device_kind", "git_commit", "command", "results"} <= set(run)
@@ -81,20 +87,47 @@ def test_best_and_latest_are_kept_apart(tmp_path):
     np.testing.assert_array_equal(best["w"], 2)
 
 
-def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(fashion, tmp_path):
-    config = dataclasses.replace(TINY, optimizer="sgd", lr=1e4, epochs=3)
-    with pytest.raises(JaxninError, match="diverged in epoch .*lower --lr"):
+def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(fashion, tmp_path,
+                                                                     monkeypatch):
+    diverging_in(2, monkeypatch)
+    with pytest.raises(JaxninError, match="diverged in epoch 2 .*checkpoints up to epoch 1 are "
+                                          "kept.*lower --lr"):
+        fit(TINY, fashion, tmp_path)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1]  # the NaN epoch reached no writer
+    params, record = latest_params(tmp_path, TINY, fashion)
+    assert record["epoch"] == 1
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+    store = CheckpointStore(tmp_path / "checkpoints", TINY.best)
+    assert [store.latest_epoch(kind) for kind in ("best_loss", "best_acc")] == [1, 1]
+    store.close()
+
+
+def test_divergence_in_the_first_epoch_says_nothing_was_saved(fashion, tmp_path):
+    config = dataclasses.replace(TINY, optimizer="sgd", lr=1e4, epochs=2)
+    with pytest.raises(JaxninError, match="diverged in epoch 1 .*nothing was saved"):
         fit(config, fashion, tmp_path)
-    history = json.loads((tmp_path / "history.json").read_text()) \
-        if (tmp_path / "history.json").exists() else []
-    assert all(np.isfinite(r["train_loss"]) for r in history)
+
+
+def test_no_recompile_when_a_shape_varies_is_caught(fashion, tmp_path, monkeypatch):
+    """The compile count is real: an epoch whose batch shape changes shows its compiles."""
+    real = loop.train_epoch
+    calls = []
+
+    def varying(state, split, key, batch_size, *args, **kwargs):
+        calls.append(1)
+        return real(state, split, key, batch_size + (len(calls) == 2) * 8, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", varying)
+    history = fit(TINY, fashion, tmp_path)
+    assert history[1]["compiles"] > 0 and history[2]["compiles"] == 0
 
 
 def test_resume_refuses_a_changed_config(fashion, tmp_path):
     fit(dataclasses.replace(TINY, epochs=1), fashion, tmp_path)
     with pytest.raises(JaxninError, match="lr was 0.05, now 0.1"):
         fit(dataclasses.replace(TINY, lr=0.1), fashion, tmp_path, resume=True)
-    with pytest.raises(JaxninError, match="already holds a run"):
+    with pytest.raises(JaxninError, match="already holds a run with 1 finished epoch"):
         fit(TINY, fashion, tmp_path)
 
 

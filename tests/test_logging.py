@@ -8,8 +8,8 @@ def test_tensorboardx_loads_without_importing_an_installed_torch(tmp_path):
     fake = tmp_path / "torch"
     fake.mkdir()
     (fake / "__init__.py").write_text("IMPORTED = True\n")  # stands in for an installed torch
-    code = ("import sys, jaxnin.report.logging as log; print('torch' in sys.modules); "
-            "import torch; print(torch.IMPORTED, log.SummaryWriter.__name__)")
+    code = ("import sys, jaxnin.report.logging as log; writer = log._import_summary_writer(); "
+            "print('torch' in sys.modules); import torch; print(torch.IMPORTED, writer.__name__)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout.split()
@@ -24,3 +24,15 @@ def test_a_command_does_not_print_jax_backend_probes():
                           timeout=120, check=True)
     assert done.stdout.strip().splitlines()[-1] in ("cpu", "gpu", "cuda")
     assert "Unable to initialize backend" not in done.stdout + done.stderr
+
+
+def test_importing_the_engine_leaves_matplotlib_and_tensorboardx_alone():
+    """A notebook's inline plots survive `import jaxnin`; the engine loads no writer's library."""
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    child = lambda code: subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                        text=True, env=env, timeout=120, check=True).stdout.split()
+    loaded = child("import sys, jaxnin, jaxnin.train, jaxnin.train.loop, jaxnin.run; "
+                   "print(*(m in sys.modules for m in ('matplotlib', 'tensorboardX', 'tqdm')))")
+    assert loaded == ["False", "False", "False"]
+    backend = "import matplotlib; print(matplotlib.get_backend())"
+    assert child("import jaxnin.run; " + backend) == child(backend)

@@ -14,7 +14,8 @@ from jaxnin.models import create_model
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import fit, initial_state
+from jaxnin.run import fit
+from jaxnin.train.factories import initial_state
 from jaxnin.train.run_dir import restore_checkpoint
 from jaxnin.train.replicas import epoch_metrics, run_keys, seed_results
 from jaxnin.train.steps import create_train_state, evaluate, replica_count, train_epoch

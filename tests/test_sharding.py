@@ -20,10 +20,13 @@ from jaxnin.data.pipeline import to_device
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import fit, initial_state
+from jaxnin.run import fit
+from jaxnin.train.factories import initial_state
+from jaxnin.train.run_dir import restore_checkpoint
 from jax.sharding import PartitionSpec as P
 
-from jaxnin.train.sharding import check_batch_size, data_mesh, shard_split, state_spec
+from jaxnin.train.sharding import (check_batch_size, data_mesh, padded_to_multiple,
+                                   shard_split, state_spec)
 from synthetic import random_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +91,8 @@ def latest_params(workdir, config, data):
     return jax.device_get(state.params)
 
 
-def assert_same_training(history, reference, replica=None):
-    assert len(history) == len(reference) == 2
+def assert_same_training(history, reference, replica=None, epochs=2):
+    assert len(history) == len(reference) == epochs
     for got, want in zip(history, reference):
         assert got["train_examples"] == want["train_examples"] == 96  # 3 batches of 32
         assert got["test_examples"] == want["test_examples"] == 50  # padding never counted
@@ -98,15 +101,25 @@ def assert_same_training(history, reference, replica=None):
             assert value == pytest.approx(want[key], abs=1e-5), (got["epoch"], key)
 
 
-def test_eight_devices_train_as_one(tmp_path_factory, tmp_path):
-    data, reference_dir, reference = one_device_run(TINY_VGG, tmp_path_factory)
-    history, run, workdir = sharded_run(TINY_VGG, data, tmp_path / "eight", 8)
-    assert_same_training(history, reference)
+def test_eight_devices_train_as_one_and_compile_only_in_the_first_epoch(tmp_path_factory,
+                                                                        tmp_path):
+    config = dataclasses.replace(TINY_VGG, epochs=3)
+    data, reference_dir, reference = one_device_run(config, tmp_path_factory)
+    history, run, workdir = sharded_run(config, data, tmp_path / "eight", 8)
+    assert_same_training(history, reference, epochs=3)
+    for run_history in (history, reference):  # epochs 2 and 3 with their evaluations
+        assert run_history[0]["compiles"] + run_history[0]["compile_cache_hits"] > 0
+        assert [r["compiles"] + r["compile_cache_hits"] for r in run_history[1:]] == [0, 0]
     assert run["device_count"] == 8 and run["process_count"] == 1
     assert run["mesh"] == {"axes": ["data"], "shape": [8]}
     # all-reduced gradients sum in another order than one device's: equal to fp tolerance
-    chex.assert_trees_all_close(latest_params(workdir, TINY_VGG, data),
-                                latest_params(reference_dir, TINY_VGG, data), atol=1e-5)
+    chex.assert_trees_all_close(latest_params(workdir, config, data),
+                                latest_params(reference_dir, config, data), atol=1e-5)
+    # predict and export_onnx reopen it here, on one device, from shapes alone
+    restored = restore_checkpoint(workdir, config, data, ("best_loss",))
+    assert restored.kind == "best_loss" and restored.epoch in (1, 2, 3)
+    chex.assert_trees_all_equal_shapes(restored.state.params, latest_params(workdir, config, data))
+    assert jax.tree.leaves(restored.state.params)[0].sharding.device_set == {jax.devices()[0]}
 
 
 def test_two_processes_on_localhost_train_as_one_with_two_seeds(tmp_path_factory, tmp_path):
@@ -154,8 +167,13 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused():
     check_batch_size(30, 1)
 
 
-def test_a_sharded_split_is_padded_past_its_count():
-    split = shard_split(np.arange(5 * 4, dtype=np.uint8).reshape(5, 2, 2, 1),
-                        np.arange(5), data_mesh())
+def test_a_split_is_padded_past_its_count_with_zeros():
+    examples = np.arange(1, 5 * 4 + 1, dtype=np.uint8).reshape(5, 2, 2, 1)
+    padded = padded_to_multiple(examples, 8)
+    assert padded.shape == (8, 2, 2, 1)
+    np.testing.assert_array_equal(padded[:5], examples)
+    assert not padded[5:].any()
+    assert padded_to_multiple(examples, 5).shape == (5, 2, 2, 1)  # nothing to pad
+    split = shard_split(examples, np.arange(5), data_mesh())  # on this process's devices
     assert split.count == 5 and split.labels.shape[0] % jax.device_count() == 0
     np.testing.assert_array_equal(np.asarray(split.labels)[:5], np.arange(5))

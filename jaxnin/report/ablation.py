@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnin.report.plots import plt
+from jaxnin.report.plots import figure
 
 BASELINE = "a2"  # seed 001's recipe: drawn in every panel, so each change is seen against it
 METRICS = {"test_acc": "test accuracy", "train_loss": "train loss"}
@@ -46,8 +46,8 @@ def plot_variants(rows: list[dict], out: Path) -> list[Path]:
     for metric, title in METRICS.items():
         columns = min(3, len(questions))
         rows_count = -(-len(questions) // columns)
-        fig, axes = plt.subplots(rows_count, columns, figsize=(4.2 * columns, 3.3 * rows_count),
-                                 dpi=110, squeeze=False, sharey=True)
+        fig = figure(figsize=(4.2 * columns, 3.3 * rows_count), dpi=110)
+        axes = fig.subplots(rows_count, columns, squeeze=False, sharey=True)
         for ax in axes.ravel()[len(questions):]:
             ax.axis("off")
         for ax, question in zip(axes.ravel(), questions):
@@ -66,13 +66,13 @@ def plot_variants(rows: list[dict], out: Path) -> list[Path]:
         fig.tight_layout()
         paths.append(out / f"{metric}.png")
         fig.savefig(paths[-1])
-        plt.close(fig)
     return paths
 
 
 def _band(ax, row: dict, metric: str) -> None:
     epochs = [r["epoch"] for r in row["history"]]
-    per_seed = np.array([r.get("per_seed", {}).get(metric, [r[metric]]) for r in row["history"]])
+    per_seed = np.array([r.get("per_seed", {}).get(metric, [r[metric]]) for r in row["history"]],
+                        dtype=float)  # null (a diverged seed) -> NaN
     mean, std = np.nanmean(per_seed, axis=1), np.nanstd(per_seed, axis=1)
     (line,) = ax.plot(epochs, mean, label=row["key"], linewidth=1.5)
     ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from jaxnin.report.summary import summarize
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import model_for, model_input_shape, optimizer_for
+from jaxnin.train.factories import model_for, model_input_shape, optimizer_for
 from jaxnin.train.steps import create_train_state, train_step
 
 

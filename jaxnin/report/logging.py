@@ -1,71 +1,137 @@
-"""Where a run's per-epoch numbers go: console, progress bar, TensorBoard and history.json."""
+"""Writers of a run's records: history.json, the console with its progress, TensorBoard, curves.
+
+`fit` hands each finished epoch's record to the writers it was given (flax's
+clu.metric_writers is the pattern); the training engine knows none of them. Each writer loads
+what it needs (tqdm, tensorboardX, matplotlib) when it is made, never on import.
+"""
 import json
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 
-def _import_summary_writer():
-    """tensorboardX's SummaryWriter, imported without PyTorch.
+class HistoryFile:
+    """history.json, rewritten atomically after every epoch; `history` is what it holds."""
 
-    tensorboardX imports torch, if installed, only to accept torch tensors; jaxnin logs Python
-    floats. On a host with torch (every GPU box with the bench extra) that import cost about
-    2 s of every run's cold start, so torch is hidden while tensorboardX loads.
-    """
-    if "torch" in sys.modules:  # already paid for
-        from tensorboardX import SummaryWriter
-        return SummaryWriter
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        del sys.modules["torch"]
-    return SummaryWriter
-
-
-SummaryWriter = _import_summary_writer()
-
-# TensorBoard tags, grouped as seed 002 does ("Loss" and "Acc" panels with train and test).
-SCALARS = {"Loss/train": "train_loss", "Loss/test": "test_loss", "Acc/train": "train_acc",
-           "Acc/test": "test_acc", "lr": "lr", "examples_per_s": "examples_per_s"}
-
-
-class RunLog:
-    """Records each epoch everywhere at once; history.json is rewritten atomically each time."""
-
-    def __init__(self, workdir: Path, epochs: int, history: list[dict]):
-        self.workdir = workdir
+    def __init__(self, workdir: Path, history: list[dict]):
+        self.path = Path(workdir) / "history.json"
         self.history = list(history)
-        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"))
-        self._bar = tqdm(total=epochs, initial=len(history), unit="epoch", dynamic_ncols=True,
-                         disable=None)  # None: no bar when stderr is not a terminal
 
-    def epoch(self, record: dict) -> None:
+    def epoch(self, record: dict, state=None) -> None:
         self.history.append(record)
-        write_json(self.workdir / "history.json", self.history)
-        for tag, key in SCALARS.items():
-            self._tensorboard.add_scalar(tag, record[key], record["epoch"])
-        self._tensorboard.flush()
-        self._bar.update(1)
-        self._bar.set_postfix(loss=f"{record['train_loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
-        tqdm.write(epoch_line(record))
+        write_json(self.path, self.history)
 
     def close(self) -> None:
-        self._bar.close()
-        self._tensorboard.close()
+        pass
+
+
+class Console:
+    """Epoch lines on stdout and, on a terminal, a bar on stderr that moves within an epoch.
+
+    Where output is not a terminal (a log file, CI) there is no bar, only plain lines.
+    """
+
+    def __init__(self, epochs: int, stream=None):
+        self.epochs = epochs
+        self._stream = stream or sys.stderr
+        self._bar = None
+        self._compile_started = None
+
+    def compiling(self) -> None:
+        """Called before the first epoch of a process, whose first step compiles."""
+        self._compile_started = time.perf_counter()
+        print("compiling the training step and the evaluation (first epoch of this process) "
+              "...", flush=True)
+
+    def epoch_started(self, epoch: int, steps: int | None) -> None:
+        if steps and _is_terminal(self._stream):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.epochs}", unit="step",
+                             leave=False, dynamic_ncols=True, file=self._stream)
+
+    def steps_done(self, done: int) -> None:
+        if self._compile_started is not None:  # the first step is back: compiling is over
+            print(f"first step done {time.perf_counter() - self._compile_started:.1f} s after "
+                  "compiling started", flush=True)
+            self._compile_started = None
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+
+    def epoch(self, record: dict, state=None) -> None:
+        self._close_bar()
+        print(epoch_line(record), flush=True)
+
+    def close(self) -> None:
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class TensorBoard:
+    """TensorBoard scalars in `workdir/tensorboard`, grouped as seed 002 groups them.
+
+    Without tensorboardX (a bare GPU host) the scalars are skipped, with one line saying so.
+    """
+    SCALARS = {"Loss/train": "train_loss", "Loss/test": "test_loss", "Acc/train": "train_acc",
+               "Acc/test": "test_acc", "lr": "lr", "examples_per_s": "examples_per_s"}
+
+    def __init__(self, workdir: Path):
+        writer_class = _import_summary_writer()
+        if writer_class is None:
+            print("note: tensorboardX is not installed, so no TensorBoard scalars are written "
+                  "(history.json holds the same numbers)", flush=True)
+        self._writer = writer_class and writer_class(str(Path(workdir) / "tensorboard"))
+
+    def epoch(self, record: dict, state=None) -> None:
+        if self._writer is None:
+            return
+        for tag, key in self.SCALARS.items():
+            self._writer.add_scalar(tag, record[key], record["epoch"])
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class Curves:
+    """loss.png and acc.png, drawn when the run closes (also after an interrupt or divergence,
+    from the epochs that finished)."""
+
+    def __init__(self, workdir: Path, history: HistoryFile, title: str):
+        self.workdir, self._history, self.title = Path(workdir), history, title
+
+    def epoch(self, record: dict, state=None) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._history.history:
+            from jaxnin.report.plots import plot_curves
+
+            plot_curves(self._history.history, self.workdir, title=self.title)
 
 
 def epoch_line(record: dict) -> str:
     """One console line per epoch, like seed 004's summary."""
     seeds = record.get("per_seed", {}).get("test_acc", [])
     spread = f" ± {np.std(seeds):.4f} ({len(seeds)} seeds)" if seeds else ""
+    compile_s = record.get("compile_time_s", 0)
+    dead = record.get("dead_classes", 0)
     return (f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  "
             f"train acc {record['train_acc']:.4f}  test loss {record['test_loss']:.4f}  "
-            f"test acc {record['test_acc']:.4f}{spread}  lr {record['lr']:.3g}  "
-            f"{record['epoch_time_s']:.1f} s  {record['examples_per_s']:,.0f} ex/s")
+            f"test acc {record['test_acc']:.4f}{spread}  "
+            + (f"DEAD CLASSES {dead}/{record['classes']}  " if dead else "")
+            + f"lr {record['lr']:.3g}  "
+            f"{record['epoch_time_s']:.1f} s  {record['examples_per_s']:,.0f} ex/s"
+            + (f"  (+{compile_s:.1f} s compile)" if compile_s >= 0.05 else ""))
 
 
 def final_lines(history: list[dict], device: str) -> str:
@@ -78,7 +144,46 @@ def final_lines(history: list[dict], device: str) -> str:
 
 
 def write_json(path: Path, payload) -> None:
-    """Write JSON so that a crash never leaves a half-written file behind."""
+    """Write strict JSON (a non-finite number becomes null) so that a crash never leaves a
+    half-written file behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.write_text(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _finite(value):
+    """`value` with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _import_summary_writer():
+    """tensorboardX's SummaryWriter imported without PyTorch, or None where it is missing.
+
+    tensorboardX imports torch, if installed, only to accept torch tensors; jaxnin logs Python
+    floats. On a host with torch (every GPU box with the bench extra) that import cost about
+    2 s of every run's cold start, so torch is hidden while tensorboardX loads.
+    """
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return None
+    finally:
+        if hide_torch:
+            del sys.modules["torch"]
+    return SummaryWriter

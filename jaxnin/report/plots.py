@@ -1,11 +1,11 @@
-"""Training curves as PNGs, each line labelled with its final value (seed 000's plots)."""
+"""Training curves as PNGs, each line labelled with its final value (seed 000's plots).
+
+Figures are drawn with matplotlib's object API (`Figure`, no pyplot), which renders to files
+without a backend: importing or calling this never changes a notebook's or a GUI's backend.
+"""
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")  # files only: no display on servers or CI
-import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = {"loss": ("train_loss", "test_loss"), "acc": ("train_acc", "test_acc")}
 
@@ -16,15 +16,24 @@ def plot_curves(history: list[dict], workdir: str | Path, title: str = "") -> li
             for name, keys in CURVES.items()]
 
 
+def figure(**kwargs):
+    """A matplotlib Figure that saves to files whatever pyplot's backend is."""
+    from matplotlib.figure import Figure  # matplotlib loads only when a figure is drawn
+
+    return Figure(**kwargs)
+
+
 def _plot(history, keys, path, ylabel, title) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig = figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
     epochs = [record["epoch"] for record in history]
     finals = sorted(keys, key=lambda k: history[-1][k])
     for key in keys:
         values = [record[key] for record in history]
         (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=key.replace("_", " "))
         if "per_seed" in history[-1]:  # --seeds K: the mean, in a band of ± one std over seeds
-            spread = np.array([np.nanstd(record["per_seed"][key]) for record in history])
+            spread = np.array([np.nanstd(np.array(record["per_seed"][key], dtype=float))
+                               for record in history])  # null (diverged) -> NaN
             ax.fill_between(epochs, np.subtract(values, spread), np.add(values, spread),
                             color=line.get_color(), alpha=0.2, linewidth=0)
         # The higher final value is labelled above its line end, the lower below, so that
@@ -40,7 +49,6 @@ def _plot(history, keys, path, ylabel, title) -> Path:
     ax.margins(x=0.12)  # room for the final-value labels
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -48,8 +56,8 @@ def prediction_grid(images, predicted, actual, class_names, path: str | Path,
                     columns: int = 5) -> Path:
     """A grid of test images titled with predicted and actual class; wrong ones in red."""
     rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), dpi=100,
-                             squeeze=False)
+    fig = figure(figsize=(2.2 * columns, 2.5 * rows), dpi=100)
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, pred, true in zip(axes.ravel(), images, predicted, actual):
@@ -67,7 +75,6 @@ def prediction_grid(images, predicted, actual, class_names, path: str | Path,
                 spine.set_linewidth(2.5)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 

@@ -35,17 +35,24 @@ class CheckpointStore:
         self._managers = {kind: _manager(self.directory / kind) for kind in ("latest", *best)}
 
     def save(self, epoch: int, state, record: dict) -> list[str]:
-        """Save `state` after `epoch` as latest, and as best wherever `record` improves on it.
+        """Save `state` after `epoch` as best wherever `record` improves on it, then as latest.
 
-        Returns the kinds written. Call only with finite metrics.
+        Best first: a kill between the two leaves the epoch to be redone, and so considered
+        for best again, by --resume. A record with a diverged seed (--seeds K) is never best:
+        its state holds a NaN replica. Returns the kinds written. Call only with finite metrics.
         """
         written = []
+        eligible = not record.get("diverged_seeds")
         with interrupts_deferred():
-            for kind, manager in self._managers.items():
-                if kind == "latest" or self._improves(kind, record):
+            for kind, manager in reversed(self._managers.items()):
+                if kind == "latest" or (eligible and self._improves(kind, record)):
                     self._save_one(kind, manager, epoch, state, record)
                     written.append(kind)
         return written
+
+    def epoch(self, record: dict, state) -> None:
+        """As a writer of fit: save after each finished epoch."""
+        self.save(record["epoch"], state, record)
 
     def _save_one(self, kind, manager, epoch, state, record) -> None:
         try:
@@ -71,10 +78,8 @@ class CheckpointStore:
             restored = manager.restore(epoch, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()))
         except Exception as err:  # Orbax raises many types for a damaged or mismatched dir
-            raise JaxninError(f"cannot read the {kind} checkpoint {manager.directory}/{epoch} "
-                              f"({type(err).__name__}): it is damaged or incomplete, the other "
-                              f"checkpoints in {self.directory} are untouched; start a fresh "
-                              "--workdir to train again") from err
+            raise restore_error(err, f"{manager.directory}/{epoch}", kind,
+                                self.directory) from err
         if target is not None:
             _check_shapes(restored.state, target, f"{manager.directory}/{epoch}", kind)
         return restored.state, dict(restored.record)
@@ -128,6 +133,17 @@ def interrupts_deferred():
             signal.signal(sig, handler)
     if received:
         raise KeyboardInterrupt
+
+
+def restore_error(err: Exception, where: str, kind: str, directory: Path) -> JaxninError:
+    """What really failed when a checkpoint would not restore, in one line."""
+    reason = (str(err).strip().splitlines() or [""])[0][:200]
+    about_devices = any(word in reason.lower() for word in ("shard", "device", "mesh"))
+    hint = ("it was written for other devices than this host has" if about_devices else
+            "it looks damaged or incomplete")
+    return JaxninError(f"cannot read the {kind} checkpoint {where} ({type(err).__name__}: "
+                       f"{reason}): {hint}; the other checkpoints in {directory} are untouched "
+                       "(--debug shows the details)")
 
 
 def _check_shapes(restored, target, where: str, kind: str) -> None:

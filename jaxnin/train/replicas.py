@@ -31,8 +31,11 @@ def fold_in(key: jax.Array, data: int) -> jax.Array:
 
 
 def per_seed_metrics(sums: dict) -> list[dict]:
-    """[{"loss", "acc", "count"}] per replica from metric sums of shape () or (K,)."""
-    sums = {k: np.atleast_1d(v) for k, v in jax.device_get(sums).items()}
+    """[{"loss", "acc", "count", ...}] per replica from the sums of one run or of K stacked
+    replicas (then each sum has a leading axis of K)."""
+    sums = jax.device_get(sums)
+    if np.ndim(sums["count"]) == 0:
+        sums = {k: np.asarray(v)[None] for k, v in sums.items()}
     return [mean_metrics({k: v[i] for k, v in sums.items()}) for i in range(len(sums["count"]))]
 
 
@@ -47,6 +50,10 @@ def epoch_metrics(train: list[dict], test: list[dict], seeds: list[int]) -> dict
                 for split, metrics in (("train", train), ("test", test)) for name in ("loss", "acc")}
     record = {key: _finite_mean(values) if key.endswith("loss") else float(np.mean(values))
               for key, values in per_seed.items()}
+    if "dead_classes" in test[0]:  # the worst seed's count; each seed's under per_seed
+        per_seed["dead_classes"] = [m["dead_classes"] for m in test]
+        record["dead_classes"] = max(per_seed["dead_classes"])
+        record["classes"] = test[0]["classes"]
     if len(seeds) > 1:
         record["per_seed"] = per_seed
         record["diverged_seeds"] = [seed for i, seed in enumerate(seeds) if not all(

@@ -16,7 +16,7 @@ from jaxnin.data.vision import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.loop import initial_state
+from jaxnin.train.factories import initial_state
 from jaxnin.train.steps import TrainState
 
 
@@ -47,6 +47,9 @@ def read_run_record(run_dir: Path) -> dict:
         raise JaxninError(f"{path} is not a jaxnin run record ({err})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise JaxninError(f"{path} is not a jaxnin run record (it has no config)")
+    if not record["config"].get("model"):
+        raise JaxninError(f"{path} has an empty or partial config (no model): it was not "
+                          "written by a jaxnin run, or was edited; the checkpoints were not read")
     return record
 
 
@@ -115,4 +118,9 @@ def abstract_state(config: TrainConfig, data: ImageDataset) -> TrainState:
     count = len(data.train_labels[:config.limit_train])
     train = DeviceSplit(jax.ShapeDtypeStruct((count, *data.train_images.shape[1:]), jnp.uint8),
                         jax.ShapeDtypeStruct((count,), jnp.int32))
-    return jax.eval_shape(lambda: initial_state(config, data, train)[0])
+    shapes = jax.eval_shape(lambda: initial_state(config, data, train)[0])
+    # Restored whole onto this host's first device, however many devices trained the run
+    # (Orbax would otherwise try to lay it out as it was saved, e.g. over 8 devices).
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                          sharding=here), shapes)

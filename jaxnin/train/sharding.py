@@ -77,13 +77,19 @@ def shard_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh) -> DeviceSpl
     Every process holds the whole split on the host but places only the shards of its own
     devices. The padding (zeros) lies past `count`, where no order ever reaches.
     """
-    count = len(labels)
-    padded = -(-count // mesh.shape[DATA]) * mesh.shape[DATA]
-    pad = lambda x: np.concatenate([x, np.zeros((padded - count, *x.shape[1:]), x.dtype)])
     sharding = NamedSharding(mesh, P(DATA))
     place = lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    pad = lambda x: padded_to_multiple(x, mesh.shape[DATA])
     return DeviceSplit(place(pad(np.asarray(images, np.uint8))),
-                       place(pad(np.asarray(labels, np.int32))), count)
+                       place(pad(np.asarray(labels, np.int32))), len(labels))
+
+
+def padded_to_multiple(examples: np.ndarray, devices: int) -> np.ndarray:
+    """`examples` with zeros appended along the first axis up to a multiple of `devices`."""
+    count = len(examples)
+    padded = -(-count // devices) * devices
+    return np.concatenate([examples, np.zeros((padded - count, *examples.shape[1:]),
+                                              examples.dtype)])
 
 
 # With --shard-params, arrays of at least this many elements are split over the devices

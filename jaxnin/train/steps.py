@@ -8,6 +8,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
@@ -60,12 +61,16 @@ def eval_step(state: TrainState, batch: dict, resize: int | None = None) -> dict
     """Metric sums over the examples of `batch` whose "mask" is True (all if no mask)."""
     logits = state.apply_fn({"params": state.params}, preprocess(batch["image"], resize))
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    return _sums(logits, losses, batch["label"], batch.get("mask"))
+    sums = _sums(logits, losses, batch["label"], batch.get("mask"))
+    # Per class, the largest |logit| over the batch: 0 means the class's output is dead (NiN's
+    # last ReLU gives it nothing for any example, and no gradient brings it back).
+    weight = 1.0 if batch.get("mask") is None else batch["mask"][:, None]
+    return {**sums, "class_peak": jnp.max(jnp.abs(logits) * weight, axis=0)}
 
 
 def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_size: int,
                 resize: int | None = None, fused: bool | None = None,
-                shard_params: bool = False):
+                shard_params: bool = False, on_step=None):
     """One epoch: shuffle on the device, then train_step over every full batch.
 
     Returns the new state and the epoch's metric sums, which stay on the device. For K stacked
@@ -80,9 +85,12 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
         the data, the order and the metrics on the device and no host sync until the end.
       shard_params: under a mesh, the state is laid out FSDP-style (sharding.place_state with
         shard_params) and stays so; otherwise it is replicated.
+      on_step: where steps are dispatched from Python (not fused), called with the number of
+        steps finished. Then at most two steps are in flight: a step costs far more than its
+        dispatch, so nothing is lost, and progress and Ctrl-C are seen within a step.
     """
     if fused is None:
-        fused = jax.default_backend() != "cpu"
+        fused = fuses_epochs()
     if fused:
         return _fused_epoch(state, split, key, batch_size, resize, shard_params)
     plan = functools.partial(_epoch_plan, num_examples=split.count,
@@ -93,7 +101,20 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
         state, step_sums = _indexed_step(state, split, order[..., index, :], dropout_key, index,
                                          resize, shard_params)
         sums.append(step_sums)
+        if on_step is not None and index >= 1:
+            jax.block_until_ready(sums[index - 1])
+            on_step(index)
     return state, jax.tree.map(lambda *steps: jnp.sum(jnp.stack(steps), axis=0), *sums)
+
+
+def fuses_epochs() -> bool:
+    """Whether train_epoch runs an epoch as one device program by default (all but the CPU)."""
+    return jax.default_backend() != "cpu"
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: the remainder batch is dropped."""
+    return num_examples // batch_size
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize", "shard_params"),
@@ -156,16 +177,21 @@ def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
             return None, eval_step(state, batch, resize)
 
         _, sums = jax.lax.scan(one_batch, None, (order, mask))
-        return jax.tree.map(jnp.sum, sums)
+        return {k: (jnp.max if k == "class_peak" else jnp.sum)(v, axis=0) for k, v in sums.items()}
 
     return _over_replicas(evaluate_one, state.step.ndim > 0, 0)(state)
 
 
 def mean_metrics(sums: dict) -> dict:
-    """{"loss", "acc", "count"} from metric sums (host side, once per epoch)."""
+    """{"loss", "acc", "count"} from metric sums (host side, once per epoch), and from an
+    evaluation's sums also "dead_classes": how many classes' outputs were 0 for every example."""
     count = float(sums["count"])
-    return {"loss": float(sums["loss_sum"]) / count, "acc": float(sums["correct"]) / count,
-            "count": int(count)}
+    metrics = {"loss": float(sums["loss_sum"]) / count, "acc": float(sums["correct"]) / count,
+               "count": int(count)}
+    if "class_peak" in sums:
+        peaks = np.asarray(sums["class_peak"])
+        metrics["dead_classes"], metrics["classes"] = int((peaks == 0).sum()), peaks.size
+    return metrics
 
 
 def _sums(logits, losses, labels, mask=None) -> dict:

@@ -1,0 +1,379 @@
+"""`fit`: one training run assembled, from a config and a dataset to a finished workdir.
+
+This layer sits above the engine (jaxnin.train.loop) and the writers (jaxnin.report): it owns
+the workdir (a lock, run.json with one segment per invocation), places the data and the state
+on the devices, picks the writers, and turns the engine's exceptions into one-line errors.
+"""
+import fcntl
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from jaxnin import guard
+from jaxnin.data.vision import ImageDataset
+from jaxnin.errors import JaxninError
+from jaxnin.report.logging import Console, Curves, HistoryFile, TensorBoard, final_lines, write_json
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import HORIZON_SCHEDULES, TrainConfig
+from jaxnin.train.factories import initial_state, model_for, model_input_shape
+from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
+from jaxnin.train.replicas import seed_results
+from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
+                                   place_state, shard_split, sync)
+
+LOCK_FILE = ".lock"
+
+
+def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
+        resume: bool = False) -> list[dict]:
+    """Train `config`'s model on `data`, one device-resident epoch at a time.
+
+    Runs on every visible device (of every process, after jax.distributed.initialize): the
+    splits are sharded along their examples, the state is replicated, and each batch of
+    `config.batch_size` examples is split evenly over the devices (see sharding.py).
+
+    Writes into `workdir`: run.json, history.json, loss.png, acc.png, TensorBoard scalars and
+    Orbax checkpoints (latest, plus best by test loss and whatever `config.best` names); with
+    several processes only process 0 writes all but the checkpoints, which all save together.
+    Returns the history: one record per epoch.
+    """
+    check_runnable(config, data)
+    workdir = Path(workdir).absolute()
+    with workdir_lock(workdir):
+        return _fit_locked(config, data, workdir, resume)
+
+
+def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: bool):
+    prepare_workdir(workdir, resume)
+    sync("workdir checked")  # before any process creates the checkpoint folders in it
+    mesh = data_mesh()
+    train = shard_split(data.train_images[:config.limit_train],
+                        data.train_labels[:config.limit_train], mesh)
+    test = shard_split(data.test_images[:config.limit_test], data.test_labels[:config.limit_test],
+                       mesh)
+    store = CheckpointStore(workdir / "checkpoints", config.best)
+    guard.saving_into(store.directory)
+    writers = []
+    with jax.set_mesh(mesh):
+        try:
+            state, schedule = initial_state(config, data, train)
+            state = place_state(state, mesh, config.shard_params)
+            state, history = resume_run(store, state, workdir, config) if resume else (state, [])
+            if is_primary():
+                write_json(workdir / "run.json", run_record(config, data, mesh, workdir, history))
+            writers, console = _writers(workdir, config, history)
+            train_epochs(state, train, test, config, schedule, [*writers, store], console,
+                         first_epoch=len(history) + 1)
+        except KeyboardInterrupt:
+            raise interrupted(store) from None
+        except Diverged as err:
+            raise diverged(err, config, store) from None
+        except AllClassesDead as err:
+            raise all_dead(err.record, config, store) from None
+        except OutOfMemory as err:
+            raise out_of_memory(err.phase, config) from err
+        finally:
+            for writer in (*writers, store):
+                writer.close()
+    return finish(workdir, config, writers[0].history)
+
+
+def _writers(workdir: Path, config: TrainConfig, history: list[dict]):
+    """The history first (see train_epochs), then what process 0 shows and draws."""
+    history_file = HistoryFile(workdir, history)
+    console = Console(config.epochs)
+    if not is_primary():  # the others keep the history in memory only
+        history_file.path = Path(os.devnull)
+        return [history_file], _Quiet()
+    title = f"{config.model} on {config.dataset}"
+    return [history_file, console, TensorBoard(workdir),
+            Curves(workdir, history_file, title)], console
+
+
+class _Quiet:
+    """Progress for processes other than 0: they say nothing."""
+
+    def compiling(self):
+        pass
+
+    def epoch_started(self, epoch, steps):
+        pass
+
+    def steps_done(self, done):
+        pass
+
+
+# --- the workdir ------------------------------------------------------------------------------
+
+class workdir_lock:
+    """One run owns a workdir: an exclusive lock on `workdir/.lock` held while it trains.
+
+    The lock is the operating system's (flock), so it is released however the process ends;
+    the file only says who holds it. With several processes, process 0 holds it for all.
+    """
+
+    def __init__(self, workdir: Path):
+        self.workdir, self._file = workdir, None
+
+    def __enter__(self):
+        if not is_primary():
+            return self
+        _make_writable(self.workdir)
+        self._file = open(self.workdir / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise JaxninError(f"{self.workdir} is in use by another jaxnin run ({holder}): wait "
+                              "for it to end, or choose another --workdir") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()} on {platform.node()}, since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+
+
+def _make_writable(workdir: Path) -> None:
+    """Create `workdir` and prove it writable now, not after an hour of training."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".write_test{jax.process_index()}"  # processes may share it
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise JaxninError(f"cannot write to workdir {workdir} ({err.strerror}): "
+                          "choose another --workdir") from None
+
+
+def prepare_workdir(workdir: Path, resume: bool) -> Path:
+    """Check `workdir` for this kind of start; a run that never finished an epoch is cleared.
+
+    A fresh start over a run with finished epochs is refused (nothing is ever overwritten);
+    one over a run that saved nothing (Ctrl-C in epoch 1, a crash) starts again in its place.
+    """
+    _make_writable(workdir)
+    finished = finished_epochs(workdir)
+    if resume and not (workdir / "run.json").exists():
+        raise JaxninError(f"--resume: {workdir} holds no run (no run.json); "
+                          "drop --resume to start one there")
+    if not resume and finished:
+        raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s): "
+                          "add --resume to continue it, or choose another --workdir")
+    if not resume and is_primary():
+        for leftover in ("checkpoints", "tensorboard", "run.json", "history.json"):
+            path = workdir / leftover
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return workdir
+
+
+def finished_epochs(workdir: Path) -> int:
+    """Epochs a run in `workdir` has saved: the newest `latest` checkpoint (0 if none)."""
+    latest = workdir / "checkpoints" / "latest"
+    steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
+    return max(steps, default=0)
+
+
+def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig):
+    """Restore the latest checkpoint and the history up to it; refuse a changed config."""
+    previous = TrainConfig.from_json(json.loads((workdir / "run.json").read_text())["config"])
+    changed = previous.changed_keys(config)
+    if changed:
+        why = (f" (--schedule {config.schedule}'s lr depends on the total epochs, so a resume "
+               "keeps the horizon it started with)"
+               if "epochs" in changed and config.schedule in HORIZON_SCHEDULES else "")
+        raise JaxninError(f"--resume with a different config in {workdir}: "
+                          + ", ".join(f"{k} was {getattr(previous, k)!r}, now "
+                                      f"{getattr(config, k)!r}" for k in changed)
+                          + f"{why}; rerun with the original flags or use a new --workdir")
+    restored = store.restore("latest", fresh)
+    if restored is None:
+        return fresh, []
+    state, record = restored
+    if config.epochs < record["epoch"]:
+        raise JaxninError(f"--resume --epochs {config.epochs}: {workdir} has already trained "
+                          f"{record['epoch']} epochs; give --epochs {record['epoch']} or more")
+    history = json.loads((workdir / "history.json").read_text())
+    return state, [r for r in history if r["epoch"] <= record["epoch"]]
+
+
+# --- what fit reports ------------------------------------------------------------------------
+
+def interrupted(store: CheckpointStore) -> JaxninError:
+    """The one line for Ctrl-C or SIGTERM: what was kept, and how to go on."""
+    epoch = store.latest_epoch()
+    if epoch is None:
+        return JaxninError("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
+                           "nothing was saved: rerun the same command to start again")
+    return JaxninError(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
+                       f"{store.directory}: rerun the same command with --resume to continue")
+
+
+def diverged(err: Diverged, config: TrainConfig, store: CheckpointStore) -> JaxninError:
+    record, epoch = err.record, store.latest_epoch()
+    kept = (f"the checkpoints up to epoch {epoch} are kept in {store.directory}"
+            if epoch is not None else "nothing was saved")
+    how = f"{config.optimizer} at lr {record['lr']:g}" + (
+        f", momentum {config.momentum:g}" if config.optimizer == "momentum" else "")
+    return JaxninError(f"training diverged in epoch {record['epoch']} ({err.key} is "
+                       f"{record[err.key]}, {how}); {kept}: lower --lr and retry")
+
+
+def all_dead(record: dict, config: TrainConfig, store: CheckpointStore) -> JaxninError:
+    return JaxninError(
+        f"stopped after epoch {record['epoch']}: all {record['classes']} output classes are dead "
+        f"(the net's last ReLU gives 0 for every test example, so the loss is stuck at "
+        f"{record['test_loss']:.4f} and no gradient can revive them); epochs up to "
+        f"{store.latest_epoch()} are saved in {store.directory}: start a fresh --workdir with a "
+        f"lower --lr (it was {config.lr:g}) or --optimizer adam")
+
+
+def out_of_memory(phase: str, config: TrainConfig) -> JaxninError:
+    if phase == "evaluation":
+        return JaxninError(f"the device ran out of memory during evaluation at --eval-batch-size "
+                           f"{config.eval_batch_size} (resize {config.resize}): try "
+                           f"--eval-batch-size {max(1, config.eval_batch_size // 2)}")
+    return JaxninError(f"the device ran out of memory during training at --batch-size "
+                       f"{config.batch_size} (resize {config.resize}): try --batch-size "
+                       f"{max(1, config.batch_size // 2)}, or --dtype bfloat16")
+
+
+def check_runnable(config: TrainConfig, data: ImageDataset) -> None:
+    """Refuse, before anything is written, an input the model cannot take (too small for its
+    pools) or that cannot fit the device. Traces the model's init only: nothing compiles."""
+    config.validate(len(data.train_labels[:config.limit_train]))
+    check_batch_size(config.batch_size, jax.device_count())  # the data axis spans them all
+    input_shape = model_input_shape(config, data.train_images.shape[1:])
+    check_fits_device(config, input_shape)
+    model = model_for(config, len(data.class_names))
+    jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *input_shape),
+                                                                       jnp.float32))
+
+
+def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int]) -> None:
+    """Refuse a batch whose input alone outgrows the device.
+
+    The float32 input of one training batch is a lower bound of the step's memory (the
+    activations are larger still), so a --resize that fails this cannot run at all.
+    """
+    height, width, channels = input_shape
+    need = 4 * height * width * channels * max(config.batch_size, config.eval_batch_size)
+    have = device_memory_bytes()
+    if have is not None and need > have:
+        raise JaxninError(f"--resize {config.resize} cannot fit: one batch's input alone is "
+                          f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB; "
+                          "lower --resize or --batch-size")
+
+
+def device_memory_bytes() -> int | None:
+    """Memory of the first device: the accelerator's limit, or the host's RAM on the CPU."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+
+
+def run_record(config: TrainConfig, data: ImageDataset, mesh, workdir: Path,
+               history: list[dict]) -> dict:
+    """run.json: the config, versions, devices and mesh, and one segment per invocation
+    (command, commit, start, epochs), so a resume never rewrites how the run began."""
+    device = jax.devices()[0]
+    path = workdir / "run.json"
+    segments = json.loads(path.read_text()).get("segments", []) if history and path.exists() \
+        else []
+    segment = {"command": command_line(), "git_commit": git_commit(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "first_epoch": len(history) + 1, "epochs": config.epochs}
+    return {
+        "config": config.to_json(),
+        "dataset": {"name": data.name, "class_names": list(data.class_names)},
+        "command": segments[0]["command"] if segments else segment["command"],
+        "jax_version": jax.__version__, "python": platform.python_version(),
+        "device_kind": device.device_kind, "platform": device.platform,
+        "device_count": jax.device_count(), "process_count": jax.process_count(),
+        "mesh": None if mesh is None else mesh_record(mesh),
+        "git_commit": segments[0]["git_commit"] if segments else segment["git_commit"],
+        "started": segments[0]["started"] if segments else segment["started"],
+        "segments": [*segments, segment],
+    }
+
+
+def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict]:
+    """The closing lines and the run's totals in run.json (process 0's job)."""
+    if not is_primary():
+        return history
+    device = jax.devices()[0]
+    where = (f"{device.device_kind} ({device.platform}:{device.id})" if jax.device_count() == 1
+             else f"{jax.device_count()} x {device.device_kind} ({device.platform})")
+    print(final_lines(history, where))
+    record = json.loads((workdir / "run.json").read_text())
+    record["results"] = {
+        "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
+        "best_test_acc": max(r["test_acc"] for r in history),
+        "best_test_loss": min(r["test_loss"] for r in history),
+        "train_time_s": sum(r["train_time_s"] for r in history),
+        "compile_time_s": sum(r["compile_time_s"] for r in history),
+        # Cold start to here: imports, data load, compiles, every epoch and the curves.
+        "process_wall_s": seconds_since_process_start(),
+        **seed_results(history, config.seed_values),
+    }
+    write_json(workdir / "run.json", record)
+    print(seed_lines(record["results"]))
+    return history
+
+
+def seed_lines(results: dict) -> str:
+    """The mean and spread over seeds (with --seeds K > 1), then the total elapsed time."""
+    lines = []
+    if len(results["seeds"]) > 1:
+        lines.append(f"test acc over {len(results['seeds'])} seeds: final "
+                     f"{results['final_test_acc_mean']:.4f} ± {results['final_test_acc_std']:.4f}"
+                     f", best {results['best_test_acc_mean']:.4f} ± "
+                     f"{results['best_test_acc_std']:.4f}")
+    if results["process_wall_s"] is not None:
+        lines.append(f"total elapsed {results['process_wall_s']:.1f} s (process start to now)")
+    return "\n".join(lines)
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall seconds since this process started (Linux /proc); None where that is unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def command_line() -> str:
+    """How this process was started, as the user typed it (`python -m module ...`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["python", "-m", spec.name] if spec else ["python", sys.argv[0]]
+    return " ".join([*head, *sys.argv[1:]])
+
+
+def git_commit() -> str | None:
+    """The commit of the jaxnin checkout in use, if it is one."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
