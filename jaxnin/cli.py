@@ -1,10 +1,13 @@
-"""What every command-line entry point shares: one-line errors and --debug."""
+"""What every command-line entry point shares: one-line errors, --debug, quiet libraries, and
+an end that explains itself (jaxnin.guard)."""
 import argparse
 import logging
 import os
 import sys
-from typing import Callable, Sequence, TextIO
+from pathlib import Path
+from typing import Callable, Sequence
 
+from jaxnin import guard
 from jaxnin.errors import JaxninError
 
 
@@ -12,25 +15,30 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     """Run `main(argv)`; a JaxninError becomes one line on stderr and exit code 2.
 
     Any other exception is a bug: one line too (exit code 1), naming --debug, which shows
-    tracebacks and everything the libraries print instead.
+    tracebacks and what the libraries log. Standard error stays the terminal's: libraries are
+    quieted at their source, so that a native crash, faulthandler and the progress bar still
+    reach the user.
     """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    _configure_logging(debug)
+    _quiet_libraries(debug)
+    if from_command_line:
+        guard.install()
+        enable_compile_cache()
     if debug:
         return main([a for a in argv if a != "--debug"]) or 0
-    errors = _private_stderr() if from_command_line else sys.stderr
     try:
         return main(argv) or 0
     except JaxninError as err:
-        print(f"error: {err}", file=errors, flush=True)
-        return 2
+        return _say(f"error: {err}", 2)
+    except KeyboardInterrupt:  # before a run owned a workdir: nothing of it exists yet
+        return _say("error: interrupted (Ctrl-C or SIGTERM) before training started; nothing "
+                    "was saved: rerun the same command to start again", 2)
     except Exception as err:  # noqa: BLE001 -- the one line points to --debug for the rest
         first_line = (str(err).splitlines() or [""])[0]
-        print(f"error: internal error ({type(err).__name__}: {first_line}); rerun with --debug "
-              "for the traceback, and please report it", file=errors, flush=True)
-        return 1
+        return _say(f"error: internal error ({type(err).__name__}: {first_line}); rerun with "
+                    "--debug for the traceback, and please report it", 1)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -40,28 +48,67 @@ class ArgumentParser(argparse.ArgumentParser):
         raise JaxninError(f"{message} (see {self.prog} --help)")
 
 
-def _private_stderr() -> TextIO:
-    """Keep stderr for jaxnin's one line: everything else written to fd 2 is discarded.
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a cluster's pre-emption, `kill`) takes the same clean path as Ctrl-C.
 
-    Orbax's writer threads, TensorFlow's C++ start-up and asyncio print tracebacks and notes
-    straight to stderr, some from background threads, even for failures that jaxnin reports
-    itself in one line.
+    Commands get this from guard.install already; kept for code that runs recipes in-process.
     """
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+COMPILE_CACHE_MAX_BYTES = 2 * 2**30  # least recently used programs go first beyond this
+
+
+def enable_compile_cache() -> None:
+    """JAX's persistent compilation cache in `<jaxnin cache>/xla`, so that a second run of a
+    recipe starts training within seconds; JAXNIN_COMPILE_CACHE=0 turns it off, and
+    JAXNIN_COMPILE_CACHE=DIR puts it in DIR.
+
+    Every program is kept, however small (JAX skips those compiled in under a second by
+    default), so that a second run compiles nothing at all. Only where JAX is already loaded:
+    a command that never loads it (the bench's PyTorch side) must not pay for it.
+    """
+    jax, chosen = sys.modules.get("jax"), os.environ.get("JAXNIN_COMPILE_CACHE", "")
+    if jax is None or chosen == "0":
+        return
+    folder = Path(chosen) if chosen not in ("", "1") else Path(
+        os.environ.get("JAXNIN_CACHE_DIR") or Path.home() / ".cache" / "jaxnin") / "xla"
     try:
-        private = os.fdopen(os.dup(sys.stderr.fileno()), "w")
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stderr.fileno())
-        os.close(devnull)
-        return private
-    except (OSError, ValueError, AttributeError):  # no real stderr to take over
-        return sys.stderr
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # the data loader names the unusable cache folder in its own words
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_MAX_BYTES)
 
 
-def _configure_logging(debug: bool) -> None:
-    # Progress and notes go to stdout, so that stderr holds nothing but the one error line.
+def _say(line: str, code: int) -> int:
+    print(line, file=sys.stderr, flush=True)
+    return code
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """Each library's notes silenced where they are made, not by discarding stderr."""
+    # Progress and notes go to stdout, so that stderr holds nothing but errors.
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    # Orbax and TensorFlow log through absl, including tracebacks of failed saves.
-    logging.getLogger("absl").setLevel(logging.WARNING if debug else logging.CRITICAL)
+    # TensorFlow's and XLA's C++ logs below ERROR (read when TF or jaxlib first loads).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
+    quiet = logging.WARNING if debug else logging.CRITICAL
+    # Orbax and TensorFlow log through absl, including tracebacks of failed saves that jaxnin
+    # reports itself; asyncio reports the same failures from Orbax's event loop.
+    for name in ("absl", "asyncio", "tensorflow", "orbax"):
+        logging.getLogger(name).setLevel(quiet)
     # JAX reports at INFO each optional backend it probed and did not find (libtpu on every
     # CPU or GPU host): noise to a user, kept for --debug.
     logging.getLogger("jax").setLevel(logging.INFO if debug else logging.WARNING)
+    # Libraries' deprecation and user warnings speak to developers: shown with --debug only.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if debug else logging.CRITICAL)

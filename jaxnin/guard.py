@@ -1,0 +1,131 @@
+"""How a command ends, whatever ends it: signals obeyed within seconds, crashes explained.
+
+* Ctrl-C and SIGTERM raise KeyboardInterrupt once (a repeat is ignored while the run saves
+  and says what it kept). Python sees a signal only when the main thread runs Python code,
+  which it may not do for minutes inside a compile or a long device call; so a thread woken
+  by the signal itself (signal.set_wakeup_fd) ends the process `GRACE_S` seconds later if it
+  is still alive, after one line saying what is saved.
+* A native crash (SIGSEGV, SIGABRT, ...) prints where it happened (faulthandler), and a tiny
+  watcher process, started once a run owns its workdir, then says what is saved: any death
+  that skips Python's own exit (a crash, SIGKILL from the out-of-memory killer) closes the
+  pipe it waits on without the "ended well" byte.
+"""
+import atexit
+import faulthandler
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+GRACE_S = 8.0  # clusters give 10-30 s between SIGTERM and SIGKILL
+_ENDED_WELL = b"k"
+_state = {"installed": False, "checkpoints": None, "watcher": None}
+
+
+def install() -> None:
+    """Signal handlers and crash reports for a command's process (call from the main thread)."""
+    _state["installed"] = True
+    atexit.register(ended_well)
+    faulthandler.enable(all_threads=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt_once)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=_deadline, args=(read_end,), daemon=True,
+                     name="jaxnin-signal-deadline").start()
+
+
+def saving_into(checkpoints: Path) -> None:
+    """From now on, an abnormal end reports the epochs saved under `checkpoints`."""
+    _state["checkpoints"] = Path(checkpoints)
+    if _state["installed"] and _state["watcher"] is None:
+        _state["watcher"] = _start_watcher(Path(checkpoints))
+
+
+def ended_well() -> None:
+    """Tell the watcher that this process ends through Python (its own messages said how)."""
+    watcher, _state["watcher"] = _state["watcher"], None
+    if watcher is not None:
+        try:
+            os.write(watcher, _ENDED_WELL)
+            os.close(watcher)
+        except OSError:
+            pass
+
+
+def saved_line(checkpoints: Path | None) -> str:
+    """What an abnormal end leaves: the epochs saved, and how to go on."""
+    epoch = _latest_epoch(checkpoints)
+    if epoch is None:
+        return "nothing was saved: rerun the same command to start again"
+    return (f"epochs up to {epoch} are saved in {checkpoints}: rerun the same command with "
+            "--resume to continue")
+
+
+def _interrupt_once(signum, frame):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is stopping: repeats change nothing
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _deadline(read_end: int) -> None:
+    """Wait for a signal, then give the main thread GRACE_S seconds to end the process."""
+    while True:
+        signum = os.read(read_end, 1)[0]
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            break
+    time.sleep(GRACE_S)
+    name = signal.Signals(signum).name
+    print(f"error: still busy {GRACE_S:.0f} s after {name} (inside a compile or a long device "
+          f"call), so stopped now; {saved_line(_state['checkpoints'])}", file=sys.stderr,
+          flush=True)
+    ended_well()
+    os._exit(128 + signum)
+
+
+def _latest_epoch(checkpoints: Path | None) -> int | None:
+    latest = None if checkpoints is None else checkpoints / "latest"
+    if latest is None or not latest.is_dir():
+        return None
+    return max((int(p.name) for p in latest.iterdir() if p.name.isdigit()), default=None)
+
+
+_WATCHER = r"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+fd, checkpoints = int(sys.argv[1]), sys.argv[2]
+said = b""
+while True:
+    chunk = os.read(fd, 16)
+    if not chunk:
+        break
+    said += chunk
+if not said:
+    latest = os.path.join(checkpoints, "latest")
+    epochs = [int(n) for n in (os.listdir(latest) if os.path.isdir(latest) else []) if n.isdigit()]
+    kept = (f"epochs up to {max(epochs)} are saved in {checkpoints}: rerun the same command "
+            "with --resume to continue" if epochs else "nothing was saved")
+    sys.stderr.write(f"error: the run died without a word (a native crash, named above if it "
+                     f"was one, or a kill signal such as the out-of-memory killer's); {kept}\n")
+"""
+
+
+def _start_watcher(checkpoints: Path) -> int | None:
+    """The watcher process; returns the pipe's write end (None where it cannot start)."""
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.Popen([sys.executable, "-S", "-c", _WATCHER, str(read_end), str(checkpoints)],
+                         pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return write_end
