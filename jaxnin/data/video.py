@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin.data import clips
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset, resolve_cache_dir
 from jaxnin.errors import JaxninError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def load_clips(root: str | os.PathLike | None = None, *, frames: int = DEFAULT_F
     $JAXNIN_CACHE_DIR, else ~/.cache/jaxnin. Raises JaxninError for anything the user can fix.
     """
     _check_options(frames, size, test_ratio)
-    cache = _resolve_cache_dir(cache_dir)
+    cache = resolve_cache_dir(cache_dir)
     root = Path(root).expanduser().absolute() if root else sample_clips(cache)
     found = split_clips(find_clips(root), test_ratio, split_seed)
     settings = {"frames": frames, "size": size, "test_ratio": test_ratio,
@@ -359,11 +359,6 @@ def _check_options(frames: int, size: int, test_ratio: float) -> None:
         raise JaxninError(f"--size must be a positive whole number, got {size!r}")
     if not 0 < test_ratio < 1:
         raise JaxninError(f"--test-ratio must lie between 0 and 1, got {test_ratio!r}")
-
-
-def _resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    chosen = cache_dir or os.environ.get("JAXNIN_CACHE_DIR") or "~/.cache/jaxnin"
-    return Path(chosen).expanduser()
 
 
 def sample_clips(cache: Path) -> Path:
