@@ -1,18 +1,34 @@
-"""Shared fixtures: the real MNIST-format data in ../shared/data, loaded once per session."""
+"""Shared fixtures: the real MNIST-format data in ../shared/data, loaded once per session.
+
+Where the data is missing the tests that need it skip, except in CI (env CI=true), where a
+missing ../shared/data fails them: a green CI run must have run them.
+"""
+import os
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 
-from jaxnin.data.vision import load_dataset
+from jaxnin.data.vision import DATASETS, load_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def require_shared_data(path: Path, environ: Mapping[str, str]) -> Path:
+    """`path` if it holds every dataset's folder; else a skip, or a failure in CI."""
+    missing = [name for name in DATASETS if not (path / name).is_dir()]
+    if not missing:
+        return path
+    message = f"real data ({', '.join(missing)}) not found in {path}"
+    if environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(f"{message}; CI=true, so the tests that need it must run, not skip",
+                    pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "fashion_mnist").is_dir():
-        pytest.skip(f"real data not found in {SHARED_DATA}")
-    return SHARED_DATA
+    return require_shared_data(SHARED_DATA, os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -449,3 +449,32 @@ def test_make_sample_clips_command_refuses_an_existing_folder(tmp_path, capsys):
     tmp_path.joinpath("taken").mkdir()
     assert run_main(make_sample_clips.main, [str(tmp_path / "taken")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_links_that_lead_nowhere_are_skipped_with_a_count(tmp_path, cache, caplog):
+    root = tmp_path / "clips"
+    two_good_classes(root)
+    (root / "train" / "a" / "dangling.npy").symlink_to(tmp_path / "gone.npy")
+    loop = root / "train" / "b" / "loop.npy"
+    loop.symlink_to(loop)  # ELOOP when followed
+    (root / "train" / "c").symlink_to(tmp_path / "gone_folder")  # a class folder link, broken
+    frames = write_frame_folder(root / "train" / "b" / "frames", frames_of(8, length=3))
+    (frames / "frame3.png").symlink_to(tmp_path / "gone.png")  # inside a frame folder
+    with caplog.at_level(logging.INFO):
+        data = video.load_clips(root, frames=3, size=SIZE, cache_dir=cache)
+    # The frame folder keeps its three real frames: a frame list skips what is not a file.
+    assert data.class_names == ("a", "b") and len(data.train_labels) == 5
+    lines = [m for m in warnings_of(caplog) if "lead nowhere" in m]
+    assert len(lines) == 1 and lines[0].startswith("skipped 3 links that lead nowhere")
+    assert not [m for m in warnings_of(caplog) if "unreadable" in m]
+    assert video.load_clips(root, frames=3, size=SIZE, cache_dir=cache).source == "cache"
+
+
+def test_cache_dir_under_a_file_says_so(tmp_path, monkeypatch):
+    root = tmp_path / "clips"
+    two_good_classes(root)
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(tmp_path / "a_file" / "cache"))
+    with pytest.raises(JaxninError, match=re.escape(f"{tmp_path / 'a_file'} is a file")) as err:
+        video.load_clips(root, frames=2, size=SIZE)
+    assert "\n" not in str(err.value) and "JAXNIN_CACHE_DIR" in str(err.value)

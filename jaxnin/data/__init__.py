@@ -1,8 +1,9 @@
-"""Datasets as NumPy arrays; TensorFlow is imported only when a dataset must be built."""
+"""Datasets as NumPy arrays (ImageDataset, jaxnin.data.dataset); TensorFlow is never imported."""
 import os
 from typing import Any, Mapping
 
-from jaxnin.data.vision import DATASETS, ImageDataset, load_dataset
+from jaxnin.data.dataset import ImageDataset
+from jaxnin.data.vision import DATASETS, load_dataset
 
 # Not one of DATASETS: clips the user brings (or the sample clips), read by jaxnin.data.video.
 VIDEO = "video"

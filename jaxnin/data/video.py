@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin.data import clips
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset, resolve_cache_dir
 from jaxnin.errors import JaxninError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def load_clips(root: str | os.PathLike | None = None, *, frames: int = DEFAULT_F
     $JAXNIN_CACHE_DIR, else ~/.cache/jaxnin. Raises JaxninError for anything the user can fix.
     """
     _check_options(frames, size, test_ratio)
-    cache = _resolve_cache_dir(cache_dir)
+    cache = resolve_cache_dir(cache_dir)
     root = Path(root).expanduser().absolute() if root else sample_clips(cache)
     found = split_clips(find_clips(root), test_ratio, split_seed)
     settings = {"frames": frames, "size": size, "test_ratio": test_ratio,
@@ -92,18 +92,23 @@ def find_clips(root: Path) -> list[Clip]:
         raise JaxninError(f"{root} has {present[0]}/ but no {missing}/: give both (each holding "
                           "<label>/ folders), or neither to split by --test-ratio")
     skipped: list[Path] = []
+    broken: list[Path] = []
     empty: list[Path] = []
     found: list[Clip] = []
     for split, folder in (layout.items() if present else [(None, root)]):
-        for entry in _entries(folder):
+        for entry in _entries(folder, broken):
             if not entry.is_dir():
                 skipped.append(entry)  # a file beside the class folders
                 continue
-            clip_paths = [p for p in _entries(entry) if clips.is_clip(p)]
-            skipped += [p for p in _entries(entry) if not clips.is_clip(p)]
+            members = _entries(entry, broken)
+            clip_paths = [p for p in members if clips.is_clip(p)]
+            skipped += [p for p in members if not clips.is_clip(p)]
             if not clip_paths:
                 empty.append(entry)
             found += [Clip(path, entry.name, split) for path in clip_paths]
+    if broken:
+        log.warning("skipped %d links that lead nowhere (dangling or looping; first: %s)",
+                    len(broken), broken[0])
     if skipped:
         log.warning("skipped %d files that are not clips (first: %s); clips are %s arrays, "
                     "%s videos or folders of frame images, inside class folders",
@@ -117,9 +122,13 @@ def find_clips(root: Path) -> list[Clip]:
     return found
 
 
-def _entries(folder: Path) -> list[Path]:
+def _entries(folder: Path, broken: list[Path]) -> list[Path]:
+    """The visible entries of `folder`; links that lead nowhere go to `broken` instead."""
     # Hidden files (.DS_Store, editors' swap files) are never clips nor worth a warning.
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    visible = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    # exists() follows links: False for a dangling link and for a loop (ELOOP).
+    broken += [p for p in visible if not p.exists()]
+    return [p for p in visible if p.exists()]
 
 
 def split_clips(found: list[Clip], test_ratio: float, seed: int) -> list[Clip]:
@@ -279,15 +288,23 @@ def cache_key(root: Path, found: list[Clip], settings: dict) -> str:
     files = hashlib.sha256()
     for clip in found:
         for path in _source_files(clip.path):
-            stat = path.stat()
-            files.update(f"{clip.split}|{clip.label}|{path.relative_to(root)}|{stat.st_size}|"
-                         f"{stat.st_mtime_ns}\n".encode())
+            files.update(f"{clip.split}|{clip.label}|{path.relative_to(root)}|"
+                         f"{_stamp(path)}\n".encode())
     return f"{_digest(recipe)[:16]}-{files.hexdigest()[:16]}"
 
 
 def _source_files(path: Path) -> list[Path]:
     # A frame folder is its files; a file added to it or changed in it changes the key.
     return [path, *sorted(path.iterdir())] if path.is_dir() else [path]
+
+
+def _stamp(path: Path) -> str:
+    """Size and mtime; a frame that cannot be stat'ed (a broken link) is decoded as unreadable."""
+    try:
+        stat = path.stat()
+    except OSError as err:
+        return f"unreadable {err.errno}"
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _digest(text: str) -> str:
@@ -359,11 +376,6 @@ def _check_options(frames: int, size: int, test_ratio: float) -> None:
         raise JaxninError(f"--size must be a positive whole number, got {size!r}")
     if not 0 < test_ratio < 1:
         raise JaxninError(f"--test-ratio must lie between 0 and 1, got {test_ratio!r}")
-
-
-def _resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    chosen = cache_dir or os.environ.get("JAXNIN_CACHE_DIR") or "~/.cache/jaxnin"
-    return Path(chosen).expanduser()
 
 
 def sample_clips(cache: Path) -> Path:

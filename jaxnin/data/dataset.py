@@ -1,0 +1,52 @@
+"""What every loader returns, and the folder where loaders keep what they built.
+
+`ImageDataset` is the one type the training engine, `predict` and the ONNX export read; the
+loaders (jaxnin.data.vision for MNIST / Fashion-MNIST, jaxnin.data.video for clips) build it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from jaxnin.errors import JaxninError
+
+DEFAULT_CACHE_DIR = "~/.cache/jaxnin"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class ImageDataset:
+    """One dataset's train and test splits; images are NHWC uint8, labels int32.
+
+    `source` says where the arrays came from this time: "cache", "idx" (parsed from the
+    files of a data dir), "download", "decoded" (video clips).
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """`cache_dir`, else $JAXNIN_CACHE_DIR, else ~/.cache/jaxnin; refused if it cannot be a folder.
+
+    A path under a regular file can never be created; saying so here keeps that mistake from
+    surfacing later as a download or decoding failure.
+    """
+    chosen = Path(cache_dir or os.environ.get("JAXNIN_CACHE_DIR") or DEFAULT_CACHE_DIR)
+    path = chosen.expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return path
+        if os.path.lexists(candidate):  # a file, or a link that leads nowhere
+            what = "a file" if candidate.is_file() else "not a folder"
+            raise JaxninError(
+                f"cache folder {path} cannot be created: {candidate} is {what}; set "
+                "JAXNIN_CACHE_DIR to a folder (one that exists or can be made)")
+    return path
