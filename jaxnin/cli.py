@@ -78,11 +78,12 @@ def enable_compile_cache() -> None:
     jax, chosen = sys.modules.get("jax"), os.environ.get("JAXNIN_COMPILE_CACHE", "")
     if jax is None or chosen == "0":
         return
-    folder = Path(chosen) if chosen not in ("", "1") else Path(
-        os.environ.get("JAXNIN_CACHE_DIR") or Path.home() / ".cache" / "jaxnin") / "xla"
+    from jaxnin.data.dataset import resolve_cache_dir
+
     try:
+        folder = Path(chosen) if chosen not in ("", "1") else resolve_cache_dir() / "xla"
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:  # the data loader names the unusable cache folder in its own words
+    except (JaxninError, OSError):  # the data loader names an unusable cache folder itself
         return
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

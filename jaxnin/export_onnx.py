@@ -36,7 +36,7 @@ import numpy as np
 import jaxnin
 from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.pipeline import preprocess, resize_matrix
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
 from jaxnin.train.checkpoint import BEST_BY

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnin import guard
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.report.logging import Console, Curves, HistoryFile, TensorBoard, final_lines, write_json
 from jaxnin.train.checkpoint import CheckpointStore

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from jaxnin.cli import ArgumentParser, run_main
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.sharding import add_distributed_flags, initialize_from_flags
 

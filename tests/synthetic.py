@@ -1,7 +1,7 @@
 """Random image datasets for tests that need a run's shapes, not real data."""
 import numpy as np
 
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 
 
 def random_dataset(train: int, test: int, seed: int = 0) -> ImageDataset:

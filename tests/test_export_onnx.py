@@ -12,7 +12,7 @@ import pytest
 
 from jaxnin import export_onnx
 from jaxnin.cli import run_main
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.train import run_dir
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit

@@ -7,15 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnin.data.vision import load_dataset
+from faults import diverging_in
+from jaxnin.data.pipeline import to_device
 from jaxnin.errors import JaxninError
-from jaxnin.train.checkpoint import CheckpointStore
-from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
 from jaxnin.train import loop
-from faults import diverging_in
+from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state
-from jaxnin.data.pipeline import to_device
 
 TINY = TrainConfig(model="lenet", dataset="fashion_mnist", epochs=3, batch_size=32,
                    optimizer="momentum", lr=0.05, resize=None, limit_train=512, limit_test=300,
@@ -129,14 +128,3 @@ def test_resume_refuses_a_changed_config(fashion, tmp_path):
         fit(dataclasses.replace(TINY, lr=0.1), fashion, tmp_path, resume=True)
     with pytest.raises(JaxninError, match="already holds a run with 1 finished epoch"):
         fit(TINY, fashion, tmp_path)
-
-
-def test_mock_data_path_trains_end_to_end(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    import tensorflow_datasets.testing  # noqa: F401
-
-    with tfds.testing.mock_data(num_examples=96):
-        data = load_dataset("fashion_mnist", cache_dir=tmp_path / "cache")
-    history = fit(dataclasses.replace(TINY, epochs=1, limit_train=None, limit_test=None),
-                  data, tmp_path / "run")
-    assert history[0]["train_examples"] == 96 and history[0]["test_examples"] == 96

@@ -3,7 +3,7 @@ and the first TrainState. Shared by fit, the tools that reopen a run, and the co
 import jax.numpy as jnp
 
 from jaxnin.data.pipeline import DeviceSplit
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.models import create_model
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from jaxnin.data import load_data
 from jaxnin.data.pipeline import DeviceSplit
-from jaxnin.data.vision import ImageDataset
+from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
