@@ -22,9 +22,10 @@ from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.report.logging import Console, Curves, HistoryFile, TensorBoard, final_lines, write_json
 from jaxnin.train.checkpoint import CheckpointStore
-from jaxnin.train.config import HORIZON_SCHEDULES, TrainConfig
+from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
 from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
+from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
@@ -193,13 +194,11 @@ def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig
     previous = TrainConfig.from_json(json.loads((workdir / "run.json").read_text())["config"])
     changed = previous.changed_keys(config)
     if changed:
-        why = (f" (--schedule {config.schedule}'s lr depends on the total epochs, so a resume "
-               "keeps the horizon it started with)"
-               if "epochs" in changed and config.schedule in HORIZON_SCHEDULES else "")
         raise JaxninError(f"--resume with a different config in {workdir}: "
                           + ", ".join(f"{k} was {getattr(previous, k)!r}, now "
                                       f"{getattr(config, k)!r}" for k in changed)
-                          + f"{why}; rerun with the original flags or use a new --workdir")
+                          + "; rerun with the original flags or use a new --workdir")
+    check_resume_epochs(config.schedule, previous.epochs, config.epochs)
     restored = store.restore("latest", fresh)
     if restored is None:
         return fresh, []

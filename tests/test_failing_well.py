@@ -88,10 +88,10 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
 # --- configuration ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags, needle", [
-    (["--lr", "0"], "--lr must be positive"),
-    (["--lr", "-0.1"], "--lr must be positive"),
-    (["--lr", "inf"], "--lr must be positive and finite"),
-    (["--lr", "nan"], "--lr must be positive and finite"),
+    (["--lr", "0"], "--lr must be a finite positive number"),
+    (["--lr", "-0.1"], "--lr must be a finite positive number"),
+    (["--lr", "inf"], "--lr must be a finite positive number"),
+    (["--lr", "nan"], "--lr must be a finite positive number"),
     (["--momentum", "5"], "--momentum must be in [0, 1)"),
     (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
     (["--gamma", "0"], "--gamma must be in (0, 1]"),

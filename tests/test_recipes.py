@@ -1,4 +1,5 @@
 """Seed 002 and 004 recipes, and the prediction demo, run as a user runs them."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +19,10 @@ def test_lenet_defaults_are_seed_002():
     assert (config.model, config.dataset, config.epochs, config.batch_size) == (
         "lenet", "mnist", 50, 16)
     assert (config.optimizer, config.lr, config.momentum) == ("momentum", 1e-3, 0.9)
-    assert (config.schedule, config.step_size, config.gamma) == ("step", 10, 0.1)
+    assert config.schedule == "constant"  # the seed never steps its StepLR
+    steplr = mnist_lenet.RECIPE.config(mnist_lenet.RECIPE.parser().parse_args(["--steplr"]))
+    assert (steplr.schedule, steplr.step_size, steplr.gamma) == ("step", 10, 0.1)
+    assert dataclasses.replace(steplr, schedule="constant") == config
     assert config.resize is None and "best_acc" in config.best
     tuned = mnist_lenet.RECIPE.config(mnist_lenet.RECIPE.parser().parse_args(["--tuned"]))
     assert tuned.model == "lenet" and tuned.optimizer == "adam"

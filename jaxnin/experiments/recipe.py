@@ -76,8 +76,9 @@ class Recipe:
         parser = ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         add = parser.add_argument
-        for variant in self.variants:
-            add(f"--{variant.name}", action="store_true", help=variant.help)
+        variants = parser.add_mutually_exclusive_group() if self.variants else parser
+        for variant in self.variants:  # each is a whole recipe: one at most
+            variants.add_argument(f"--{variant.name}", action="store_true", help=variant.help)
         add("--workdir", help="where checkpoints, history and curves go (default: runs/<name>)")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
             "checkpoint (same flags; --epochs may grow, except with --schedule cosine)")

@@ -7,21 +7,18 @@ the default of the recipe at hand once; `given` reads back the flags the user ty
 training option is one line here, and every recipe's `--help` lists it.
 """
 import dataclasses
-import math
 import types
 from typing import Any, Callable, Mapping
 
 from jaxnin.errors import JaxninError
 from jaxnin.models import MODELS
 from jaxnin.train.checkpoint import BEST_BY
-from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
+from jaxnin.train.optim import OPTIMIZERS, SCHEDULES, check_optimizer_flags
 
 DTYPES = ("float32", "bfloat16")
-# Keys that may change between a run and its --resume: more epochs, or data moved elsewhere.
+# Keys that may change between a run and its --resume: more epochs (as the schedule allows,
+# see optim.check_resume_epochs), or data moved elsewhere.
 RESUMABLE_CHANGES = ("epochs", "data_dir", "shard_params")  # where the state lives, too
-# Schedules whose lr at a step depends on the total number of epochs: their horizon is fixed
-# when the run starts, so a resume may not change --epochs (the lr would jump back up).
-HORIZON_SCHEDULES = ("cosine",)
 
 
 def option(default: Any = None, help: str = "", *, flag: bool = True,
@@ -89,19 +86,11 @@ class TrainConfig:
 
         Without `num_train` (before the data is loaded) the batch is not checked against it.
         """
+        check_optimizer_flags(self.optimizer, self.lr, self.momentum, self.schedule,
+                              self.step_size, self.gamma)
         for ok, message in [
             (self.model in MODELS, f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}"),
-            (self.optimizer in OPTIMIZERS,
-             f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES,
-             f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"),
             (self.dtype in DTYPES, f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}"),
-            (math.isfinite(self.lr) and self.lr > 0,
-             f"--lr must be positive and finite, got {self.lr}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1) as PyTorch's SGD means it, "
-             f"got {self.momentum}"),
-            (0 < self.gamma <= 1, f"--gamma must be in (0, 1]: StepLR multiplies the lr by it "
-             f"every --step-size epochs, got {self.gamma}"),
             (self.seeds >= 1, f"--seeds must be at least 1, got {self.seeds}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
@@ -110,7 +99,6 @@ class TrainConfig:
              + (": lower it or raise --limit-train" if self.limit_train == num_train
                 else " the data holds: lower it")),
             (self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, got {self.eval_batch_size}"),
-            (self.step_size >= 1, f"--step-size must be at least 1 epoch, got {self.step_size}"),
             (self.resize is None or self.resize >= 1, f"--resize must be positive, got {self.resize}"),
             (self.limit_train is None or self.limit_train >= 1,
              f"--limit-train must be at least 1 example, got {self.limit_train}"),
@@ -127,14 +115,9 @@ class TrainConfig:
         return list(range(self.seed, self.seed + self.seeds))
 
     def changed_keys(self, other: "TrainConfig") -> list[str]:
-        """Keys whose values differ from `other`'s, except those a resume may change.
-
-        --epochs may grow only for schedules whose lr at a step does not depend on it.
-        """
+        """Keys, other than those a resume may change, whose values differ from `other`'s."""
         mine, theirs = self.to_json(), other.to_json()
-        resumable = [k for k in RESUMABLE_CHANGES
-                     if not (k == "epochs" and self.schedule in HORIZON_SCHEDULES)]
-        return sorted(k for k in mine if k not in resumable and mine[k] != theirs.get(k))
+        return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
 
 
 @dataclasses.dataclass(frozen=True)
