@@ -1,7 +1,8 @@
 """`python -m jaxnin.acceptance`: the GPU acceptance run, most important part first.
 
-    python -m jaxnin.acceptance [--parts smoke,accuracy,speed,ablation] [--budget-s S]
-                                [--data-dir DIR] [--out DIR] [--archive PATH] [--tiny] [--redo]
+    python -m jaxnin.acceptance [--parts smoke,accuracy,speed,ablation] [--runs KEY,...]
+                                [--budget-s S] [--data-dir DIR] [--out DIR] [--archive PATH]
+                                [--tiny] [--redo] [--plan]
 
 Runs each recipe as its own child process (a crash costs one run), with the recipes' own
 flags, and writes each run's record as soon as it ends, then the summary table
@@ -35,6 +36,11 @@ def main(argv) -> int:
     jax.config.update("jax_platforms", "cpu")
     from jaxnin.acceptance import estimate, pack, plan, runner, summary
 
+    everything = plan.plan(args.tiny)
+    chosen = plan.select(everything, args.parts, args.runs)
+    if args.plan:
+        print(estimate.table(chosen))
+        return 0
     started = time.perf_counter()
     deadline = started + args.budget_s if args.budget_s else float("inf")
     data_dir = _data_dir(args.data_dir)
@@ -44,10 +50,8 @@ def main(argv) -> int:
     kind = device_slug(device) + ("-tiny" if args.tiny else "")
     ctx = runner.Context(out=out, scratch=Path(args.scratch), kind=kind,
                          date=time.strftime("%Y-%m-%d"), data_dir=data_dir, env=env)
-    everything = plan.plan(args.tiny)
-    chosen = plan.select(everything, args.parts)
     records = summary.latest_records(out, kind)
-    not_run = {r.key: "not in --parts" for r in everything if r not in chosen}
+    not_run = {r.key: "not chosen (--parts, --runs)" for r in everything if r not in chosen}
     summary_path = out / "acceptance" / f"{kind}-{ctx.date}.md"
     written: list[Path] = [summary_path]
     print(f"acceptance: {device} -> {kind}; {len(chosen)} runs planned, budget "
@@ -149,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--parts", help="comma-separated subset of smoke,accuracy,speed,ablation [all]")
+    add("--runs", help="comma-separated run keys (see --plan) within --parts [all]")
+    add("--plan", action="store_true", help="print the runs with their estimated GPU time "
+        "and exit")
     add("--budget-s", type=float, help="seconds this call may take; runs whose estimate does "
         "not fit are skipped and named [no limit]")
     add("--data-dir", help="folder with fashion_mnist/ and mnist/, four .gz files each "

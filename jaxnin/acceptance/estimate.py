@@ -136,3 +136,15 @@ def ablation_s(flags: list[str]) -> float:
     seeds = args.seeds or (2 if args.quick else 5)
     return sum(train_s(nin_ablation._config(v, seeds, args)) + CHILD_S  # + its costs' compile
                for v in nin_ablation._chosen(args.variants))
+
+
+def table(runs: list[Run]) -> str:
+    """Markdown: each run's estimate and the running total, in plan order."""
+    lines = ["| part | run | estimate | cumulative |", "|---|---|---|---|"]
+    total = 0.0
+    for run in runs:
+        seconds, _ = estimate_s(run)
+        total += seconds
+        lines.append(f"| {run.part} | `{run.key}`: {run.label} | {seconds:.0f} s | "
+                     f"{total / 60:.1f} min |")
+    return "\n".join(lines)

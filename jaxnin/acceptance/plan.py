@@ -125,12 +125,18 @@ def ablation(tiny: bool) -> list[Run]:
             for v in variants]
 
 
-def select(runs: list[Run], parts: str | None) -> list[Run]:
-    """The runs of the comma-separated `parts` (all when None), in plan order."""
+def select(runs: list[Run], parts: str | None, keys: str | None = None) -> list[Run]:
+    """The runs of the comma-separated `parts` and run `keys` (all when None), in plan order."""
+    chosen_parts = _names(parts, PARTS, "--parts")
+    chosen_keys = _names(keys, [r.key for r in runs], "--runs")
+    return [r for r in runs if r.part in chosen_parts and r.key in chosen_keys]
+
+
+def _names(text: str | None, valid, flag: str) -> tuple[str, ...]:
     from jaxnin.errors import JaxninError
 
-    chosen = PARTS if not parts else tuple(p.strip() for p in parts.split(",") if p.strip())
-    unknown = [p for p in chosen if p not in PARTS]
+    chosen = tuple(valid) if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in valid]
     if unknown or not chosen:
-        raise JaxninError(f"--parts {parts!r}: choose from {','.join(PARTS)} (comma-separated)")
-    return [r for r in runs if r.part in chosen]
+        raise JaxninError(f"{flag} {text!r}: choose from {','.join(valid)} (comma-separated)")
+    return chosen
