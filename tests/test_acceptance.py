@@ -77,12 +77,16 @@ def test_a_budget_too_small_runs_nothing_and_says_why(tmp_path, shared_data):
     assert table.count("left of --budget-s") == len(plan.plan(tiny=True))
 
 
-def test_tiny_runs_every_part_then_skips_then_redoes(tmp_path, shared_data, fashion, mnist,
-                                                     data_cache):
-    out, archive = tmp_path / "out", tmp_path / "acceptance.tar.gz"
-    args = ["--tiny", "--data-dir", str(shared_data), "--out", str(out), "--scratch",
+def _tiny_args(tmp_path, shared_data, out, archive) -> list[str]:
+    return ["--tiny", "--data-dir", str(shared_data), "--out", str(out), "--scratch",
             str(tmp_path / "scratch"), "--archive", str(archive)]
-    first = _acceptance(args, _env(data_cache))
+
+
+@pytest.mark.slow  # every part: about 25 minutes on the loaded 2-core dev machine
+def test_tiny_runs_every_part(tmp_path, shared_data, fashion, mnist, data_cache):
+    out, archive = tmp_path / "out", tmp_path / "acceptance.tar.gz"
+    first = _acceptance(_tiny_args(tmp_path, shared_data, out, archive), _env(data_cache),
+                        timeout=3600)
     assert first.returncode == 0, first.stdout + first.stderr
     records = _records(out)
     assert sorted(records) == sorted(r.key for r in plan.plan(tiny=True))
@@ -103,17 +107,38 @@ def test_tiny_runs_every_part_then_skips_then_redoes(tmp_path, shared_data, fash
         names = tar.getnames()
     assert archive.stat().st_size <= pack.LIMIT_BYTES
     assert any(n.endswith("main-seed0/history.json") for n in names)
+    assert not any("checkpoints" in n for n in names)
+
+
+def test_records_then_skips_then_redoes_as_a_bare_host(tmp_path, shared_data, mnist, data_cache):
+    """On the cheapest run: recorded, skipped when recorded, rerun with --redo."""
+    out, archive = tmp_path / "out", tmp_path / "acceptance.tar.gz"
+    args = [*_tiny_args(tmp_path, shared_data, out, archive), "--runs", "smoke-lenet"]
+    first = _acceptance(args, _env(data_cache))
+    assert first.returncode == 0, first.stdout + first.stderr
+    records = _records(out)
+    assert list(records) == ["smoke-lenet"] and records["smoke-lenet"]["status"] == "ok"
+    folder = out / records["smoke-lenet"]["records"]
+    assert {"history.json", "run.json", "console.txt", "acc.png"} <= {p.name for p in
+                                                                       folder.iterdir()}
+    assert records["smoke-lenet"]["measured"]["examples_per_s"] > 0
+    table = next((out / "acceptance").glob("cpu-tiny-*.md")).read_text()
+    assert "not run: not chosen (--parts, --runs)" in table and "| smoke | mnist_lenet --tuned" in table
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert archive.stat().st_size <= pack.LIMIT_BYTES
+    assert "mnist_lenet/" + records["smoke-lenet"]["records"].split("/", 1)[1] + "/history.json" in names
     assert any(n.startswith("acceptance/cpu-tiny-") and n.endswith(".md") for n in names)
     assert not any("checkpoints" in n for n in names)
 
     second = _acceptance(args, _env(data_cache))
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("skipped (--redo reruns it)") == len(records)
+    assert "smoke-lenet: recorded" in second.stdout and "running" not in second.stdout
     assert _records(out) == records
 
-    # --redo reruns, here the cheapest runs, as a bare GPU host would: none of tensorflow,
-    # tensorflow_datasets, tensorboardX or av importable, and a fresh data cache, so MNIST
-    # comes from the gz files and the sample clips are written as .npy.
+    # --redo reruns, as a bare GPU host would: none of tensorflow, tensorflow_datasets,
+    # tensorboardX or av importable, and a fresh data cache, so MNIST comes from the gz files
+    # and the sample clips are written as .npy.
     site = tmp_path / "bare"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
@@ -121,17 +146,15 @@ def test_tiny_runs_every_part_then_skips_then_redoes(tmp_path, shared_data, fash
     bare_cache = tmp_path / "bare_cache"
     env = _env(bare_cache)
     env["PYTHONPATH"] = os.pathsep.join((str(site), str(REPO)))
-    redo = _acceptance([*args, "--redo", "--runs", "smoke-lenet,smoke-video"], env)
-    assert redo.returncode == 0, redo.stderr
+    redo = _acceptance([*args[:-1], "smoke-lenet,smoke-video", "--redo"], env)
+    if redo.returncode != 0 and "tensorboardX" in redo.stderr + redo.stdout:
+        pytest.xfail(f"bare host: needs tensorboardX optional in jaxnin/report/logging.py: "
+                     f"{redo.stderr.strip()[-300:]}")
+    assert redo.returncode == 0, redo.stdout + redo.stderr
     again = _records(out)
-    rerun = [k for k in again if again[k]["wall_s"] != records[k]["wall_s"]]
-    assert sorted(rerun) == ["smoke-lenet", "smoke-video"]
-    failed = {k: again[k]["reason"] for k in rerun if again[k]["status"] != "ok"}
-    if failed and all("tensorboardX" in (r or "") or "--debug" in (r or "") for r in failed.values()):
-        console = (out / again["smoke-lenet"]["records"] / "console.txt").read_text()
-        pytest.xfail(f"bare host: {failed} (needs tensorboardX made optional in "
-                     f"jaxnin/report/logging.py); {console[-300:]}")
-    assert failed == {}
+    assert sorted(again) == ["smoke-lenet", "smoke-video"]
+    assert again["smoke-lenet"]["wall_s"] != records["smoke-lenet"]["wall_s"]  # it ran again
+    assert {k: r["reason"] for k, r in again.items() if r["status"] != "ok"} == {}
     assert list((bare_cache / "sample_clips_v1").glob("*/*.npy"))
     assert not list((bare_cache / "sample_clips_v1").glob("*/*.mp4"))
 
