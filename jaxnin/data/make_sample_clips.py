@@ -1,8 +1,10 @@
 """Sample clips: a labelled, real-video stand-in for seed 000's private sign-language data.
 
     python -m jaxnin.data.make_sample_clips OUT_DIR [--clips-per-class 50] [--size 64] [--seed 0]
+                                            [--format auto|mp4|npy]
 
-Writes OUT_DIR/<motion>/<motion>_NNN.mp4 (MPEG-4): a bright disk, square or ring on a dark,
+Writes OUT_DIR/<motion>/<motion>_NNN.mp4 (MPEG-4; or .npy arrays (T, H, W) uint8 where PyAV is
+not installed, as on a bare GPU host, or with --format npy): a bright disk, square or ring on a dark,
 noisy background, moving in one of eight patterns, which are the classes: left, right, up,
 down, circle (clockwise as seen on screen), wave (side to side, twice), zoom_in and zoom_out.
 Start
@@ -28,17 +30,20 @@ MOTIONS = ("circle", "down", "left", "right", "up", "wave", "zoom_in", "zoom_out
 SHAPES = ("disk", "square", "ring")
 FPS = 12
 MIN_FRAMES, MAX_FRAMES = 8, 24
+FORMATS = ("auto", "mp4", "npy")
 
 
 def write_sample_clips(out_dir: str | os.PathLike, clips_per_class: int = 50, size: int = 64,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, format: str = "auto") -> Path:
     """Writes the clips into `out_dir` (which must not exist yet) and returns it.
 
-    They are written into a temporary sibling first and renamed into place, so `out_dir`
-    either holds every clip or does not exist.
+    `format` "auto" writes .mp4 where PyAV is installed and lossless .npy arrays where it is
+    not, so that a host without PyAV still gets clips (same motions, same seed; the .npy
+    frames are the rendered pixels, the .mp4 ones their MPEG-4 encoding). They are written
+    into a temporary sibling first and renamed into place, so `out_dir` either holds every
+    clip or does not exist.
     """
-    import av  # noqa: F401 -- fail before writing anything when PyAV is missing
-
+    writer = _clip_writer(format)
     out = Path(out_dir)
     if out.exists():
         raise JaxninError(f"{out} already exists: choose a new OUT_DIR (the clips are written "
@@ -53,8 +58,7 @@ def write_sample_clips(out_dir: str | os.PathLike, clips_per_class: int = 50, si
         for motion in MOTIONS:
             (work / motion).mkdir()
             for number in range(clips_per_class):
-                write_video(work / motion / f"{motion}_{number:03d}.mp4",
-                            render_clip(motion, size, rng))
+                writer(work / motion / f"{motion}_{number:03d}", render_clip(motion, size, rng))
         os.rename(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -127,6 +131,23 @@ def _coverage(shape, dx, dy, r):
     return np.clip(0.5 - distance, 0.0, 1.0)
 
 
+def _clip_writer(format: str):
+    """(path without suffix, frames) -> None for `format`; fails before anything is written."""
+    if format not in FORMATS:
+        raise JaxninError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+    if format != "npy":
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            if format == "mp4":
+                raise JaxninError("--format mp4 needs PyAV: pip install av (or use --format "
+                                  "npy)") from None
+            format = "npy"
+    if format == "npy":
+        return lambda stem, frames: np.save(stem.with_suffix(".npy"), frames)
+    return lambda stem, frames: write_video(stem.with_suffix(".mp4"), frames)
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
     """(T, H, W) uint8 gray frames -> an MPEG-4 .mp4 (yuv420p).
 
@@ -153,11 +174,14 @@ def main(argv) -> int:
     parser.add_argument("--clips-per-class", type=int, default=50, help="[50]")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels [64]")
     parser.add_argument("--seed", type=int, default=0, help="[0]")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="mp4 needs PyAV; npy "
+                        "writes (T, H, W) uint8 arrays; auto: mp4 where PyAV is installed [auto]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if args.clips_per_class < 2:
         raise JaxninError(f"--clips-per-class must be at least 2, got {args.clips_per_class}")
-    out = write_sample_clips(args.out_dir, args.clips_per_class, args.size, args.seed)
+    out = write_sample_clips(args.out_dir, args.clips_per_class, args.size, args.seed,
+                             args.format)
     print(f"wrote {args.clips_per_class * len(MOTIONS)} clips in {len(MOTIONS)} classes to {out}")
     return 0
 
