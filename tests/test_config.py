@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from jaxnin.errors import JaxninError
 from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet, nin_ablation, video_nin
 from jaxnin.train.config import NamedConfig, TrainConfig, option
 
@@ -76,3 +77,11 @@ def _flattened(help_text: str) -> str:
 
 def _option_entries(text: str) -> list[str]:
     return re.split(r" (?=--[a-z])", text)
+
+
+def test_a_batch_larger_than_the_data_names_what_to_change():
+    with pytest.raises(JaxninError, match="larger than the 10 training examples the data holds: "
+                                          "lower it$"):
+        TrainConfig(batch_size=32).validate(num_train=10)  # e.g. a small clips folder
+    with pytest.raises(JaxninError, match="lower it or raise --limit-train"):
+        TrainConfig(batch_size=32, limit_train=10).validate(num_train=10)

@@ -67,6 +67,21 @@ def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, dat
     assert lines[0].endswith('actual: "7"')  # MNIST's first test digit
     assert "best_acc checkpoint from epoch 1" in result.stdout
     assert (tmp_path / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+    none = run("predict", [str(tmp_path), "--count", "0"], data_cache)
+    assert none.returncode == 2 and none.stderr.strip() == "error: --count must be at least 1, got 0"
+    every = run("predict", [str(tmp_path), "--count", "100000", "--out",
+                            str(tmp_path / "all.png")], data_cache)
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.count("predicted: ") == 10_000  # every test image, once
+    assert "the first 100 drawn" in every.stdout
+    assert (tmp_path / "all.png").stat().st_size < 2_000_000  # a picture, not 500,000 px tall
+
+
+def test_predict_on_an_empty_config_says_so(tmp_path):
+    (tmp_path / "run.json").write_text('{"config": {}}')
+    result = run("predict", [str(tmp_path)], tmp_path)
+    assert result.returncode == 2 and "empty or partial config" in result.stderr
+    assert "damaged" not in result.stderr
 
 
 def test_predict_on_a_folder_without_a_run_is_one_line(tmp_path):
