@@ -136,7 +136,7 @@ def _data_dir(given: str | None) -> str:
 
 
 def _header(device: str, ctx, args, argv) -> list[str]:
-    from jaxnin.train.loop import git_commit
+    from jaxnin.run import git_commit
 
     return [f"# Acceptance on {device}: {ctx.kind}, as of {ctx.date}", "",
             f"- last command: `python -m jaxnin.acceptance {' '.join(argv)}` "
