@@ -342,7 +342,9 @@ def test_a_gpu_trace_is_summarised_from_its_stream_kernels(tmp_path):
 @pytest.mark.parametrize("flags, says", [
     (["--models", "nin,resnet"], "--models 'nin,resnet': choose from nin, vgg11, lenet"),
     (["--batch-sizes", "128,0"], "--batch-sizes '128,0': give positive integers"),
-    (["--skip-tta", "--tta-only"], "--skip-tta and --tta-only exclude each other")])
+    (["--skip-tta", "--tta-only"], "--skip-tta and --tta-only exclude each other"),
+    (["--precisions", "fp16"], "--precisions 'fp16': choose from strict, tf32"),
+    (["--cpu-compare", "--tiny"], "--cpu-compare and --tiny exclude each other")])
 def test_bad_flags_are_one_line_before_anything_runs(flags, says, tmp_path, capsys):
     assert run_main(cli.main, [*flags, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
