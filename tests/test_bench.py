@@ -100,7 +100,7 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
 @pytest.mark.slow  # NiN and VGG compile for about a minute on 2 CPU cores
 def test_tiny_bench_in_process_covers_every_model(tmp_path, capsys):
     assert cli.main(["--tiny", "--no-torch", "--skip-tta", "--in-process", "--dtypes",
-                     "float32", "--out", str(tmp_path)]) == 0
+                     "float32", "--precisions", "strict", "--out", str(tmp_path)]) == 0
     results, md, _ = only_results(tmp_path)
     rows = results["throughput"]
     assert [(r["model"], r["batch_size"], r["resize"]) for r in rows] == [
