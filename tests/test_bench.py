@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jaxnin.bench import cli, peaks, profile, report, tta
+from jaxnin.bench import cli, peaks, policy, profile, report, tta
 from jaxnin.cli import run_main
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
@@ -46,7 +46,7 @@ def assert_measured(row):
 def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     """Each measurement in its own child process, as on a GPU; torch made unimportable."""
     out = tmp_path / "out"
-    result = bench(["--tiny", "--models", "lenet", "--dtypes", "bfloat16", "--skip-tta",
+    result = bench(["--tiny", "--models", "lenet", "--dtypes", "float32", "--skip-tta",
                     "--profile"], out, hide_torch(tmp_path))
     assert result.returncode == 0, result.stderr
     results, md, json_path = only_results(out)
@@ -57,19 +57,32 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     assert results["versions"]["jax"] and "torch" not in results["versions"]
 
     jaxnin_rows = [r for r in results["throughput"] if r["side"] == "jaxnin"]
-    assert [r["dtype"] for r in jaxnin_rows] == ["bfloat16"]
-    for row in jaxnin_rows:
-        assert_measured(row)
-        assert row["child_wall_s"] > 0 and row["mfu"] is None  # no known peak for a CPU
-        assert row["peak_memory_bytes"] > 0 and "memory_analysis" in row["peak_memory_source"]
-        lenet = summarize(create_model("lenet"), (28, 28, 1)).total_flops
-        assert row["train_flops_per_example"] == 3 * lenet
-        profile = row["profile"]  # --profile: one more epoch, traced
-        assert profile["busy_s"] > 0 and profile["top"] and "conv" in str(profile["top"])
-        assert sum(c["share"] for c in profile["by_category"].values()) == pytest.approx(1)
+    assert [report.variant(r) for r in jaxnin_rows] == ["float32-strict", "float32-tf32"]
+    strict, tf32 = jaxnin_rows
+    # The policy as asked, read back from JAX in the child; a CPU records tf32, runs nothing.
+    assert strict["policy"]["jax_default_matmul_precision"] == "float32"
+    assert strict["settings"]["jax_default_matmul_precision"] == "float32"
+    assert tf32["policy"]["jax_default_matmul_precision"] == "tensorfloat32"
+    assert tf32["status"] == "skipped" and tf32["reason"].startswith("cpu: no tf32")
+    for row in results["throughput"]:  # every row, skipped ones too, says how it runs
+        assert row["policy"]["name"] and row["settings"]["batch_size"] == 16
+        assert row["settings"]["data_placement"] == policy.DATA_PLACEMENT[
+            "jaxnin" if row["side"] == "jaxnin" else row["variant"]]
+    assert strict["settings"]["versions"]["jaxlib"] and strict["settings"]["usable_cpus"] >= 1
+    assert "xla_flags" in strict["settings"] and "env" in strict["settings"]
+    assert_measured(strict)
+    assert strict["child_wall_s"] > 0 and strict["mfu"] is None  # no known peak for a CPU
+    assert strict["peak_memory_bytes"] > 0 and "memory_analysis" in strict["peak_memory_source"]
+    lenet = summarize(create_model("lenet"), (28, 28, 1)).total_flops
+    assert strict["train_flops_per_example"] == 3 * lenet
+    profile = strict["profile"]  # --profile: one more epoch, traced
+    assert profile["busy_s"] > 0 and profile["top"] and "conv" in str(profile["top"])
+    assert sum(c["share"] for c in profile["by_category"].values()) == pytest.approx(1)
     torch_rows = [r for r in results["throughput"] if r["side"] == "torch"]
-    assert [r["variant"] for r in torch_rows] == ["seed_pipeline", "fp32", "tuned"]
-    assert all(r["status"] == "skipped" and "torch is not importable" in r["reason"]
+    assert [report.variant(r) for r in torch_rows] == [
+        "seed_pipeline", "fp32-strict", "fp32-tf32", "tuned", "cpu"]
+    assert all(r["status"] == "skipped" and ("torch is not importable" in r["reason"]
+                                             or r["reason"].startswith("cpu: no tf32"))
                for r in torch_rows)
     assert any("torch is not importable" in note for note in results["notes"])
     assert [t["met"] for t in results["targets"]] == [None] * len(report.TARGETS)
@@ -77,14 +90,17 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     assert "## Training examples/sec" in md and "torch is not importable" in md
     assert "## Where jaxnin's epoch goes" in md
     row = next(l for l in md.splitlines() if l.startswith("| lenet | 16 | 28 |"))
-    assert row.count("skipped") == 3 and row.split(" | ")[3] == "–"  # fp32 was not asked for
-    assert "lenet | 16 | jaxnin | bfloat16" in md
+    assert row.count("skipped") == 6 and row.split(" | ")[5] == "–"  # bf16 was not asked for
+    assert "lenet | 16 | jaxnin | float32-strict" in md
+    settings = md.split("## Every row's precision policy and settings")[1].split("\n## ")[0]
+    assert settings.count("| lenet | 16 |") == len(results["throughput"])
+    assert "(jax_default_matmul_precision=float32)" in settings and "cpu: no tf32" in settings
 
 
 @pytest.mark.slow  # NiN and VGG compile for about a minute on 2 CPU cores
 def test_tiny_bench_in_process_covers_every_model(tmp_path, capsys):
     assert cli.main(["--tiny", "--no-torch", "--skip-tta", "--in-process", "--dtypes",
-                     "float32", "--out", str(tmp_path)]) == 0
+                     "float32", "--precisions", "strict", "--out", str(tmp_path)]) == 0
     results, md, _ = only_results(tmp_path)
     rows = results["throughput"]
     assert [(r["model"], r["batch_size"], r["resize"]) for r in rows] == [
@@ -124,6 +140,48 @@ def test_time_to_accuracy_stamps_each_epoch_of_a_cold_start(shared_data, mnist, 
     assert "| lenet | jaxnin | ok | 2 |" in md
 
 
+# A stand-in for torch: any `torch...` import gives a module whose every attribute is a
+# placeholder class, so the PyTorch side's modules import (not run) without torch.
+STUB_TORCH = """
+import importlib.abc, importlib.machinery, sys, types
+
+class Placeholder(type):  # torch.utils.data.Dataset and the like: the class itself again
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return cls
+
+class Anything(metaclass=Placeholder):
+    def __init__(self, *args, **kwargs): pass
+
+class StubTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
+        module.__path__, module.__getattr__ = [], lambda name: Anything
+        return module
+    def exec_module(self, module): pass
+
+sys.meta_path.insert(0, StubTorch())
+"""
+
+
+def test_the_pytorch_child_imports_nothing_of_jax():
+    """Every module a PyTorch child runs (the worker, both torch handlers and what they import),
+    with torch stubbed: none may load JAX, flax, optax or TensorFlow (CI has no torch)."""
+    code = STUB_TORCH + (
+        "import json, sys\n"
+        "from jaxnin.bench import policy, worker\n"
+        "handlers = [worker._handler({'side': 'torch', 'kind': k}) for k in ('throughput', 'tta')]\n"
+        "print(json.dumps([[h.__module__ for h in handlers], policy.loaded(),"
+        " 'jaxnin.data.vision' in sys.modules]))")
+    modules, jax_family, data_loader = torch_child(code)
+    assert modules == ["jaxnin.bench.torch_reference"] * 2 and data_loader
+    assert jax_family == []
+
+
 # PyTorch runs in child processes here, as in the bench: loading triton (which torch's optimizers
 # import) into a process that already holds TensorFlow (the data fixtures build with tfds)
 # crashes it, and JAX's threads do not survive the seed pipeline's fork.
@@ -141,9 +199,11 @@ def test_torch_references_are_the_seeds_nets_and_train_at_tiny_size():
     job = {"model": "lenet", "model_options": {}, "batch_size": 16, "resize": None, "steps": 3,
            "repeats": 2, "warmup_steps": 1, "optimizer": "momentum", "lr": 1e-3,
            "momentum": 0.9, "compile": False, "compile_mode": "default", "num_workers": 2}
-    jobs = [{**job, "variant": v} for v in ("seed_pipeline", "fp32", "tuned")] + [
+    jobs = [{**job, "variant": v, "policy": policy.row_policy("torch", v, p)} for v, p in (
+        ("seed_pipeline", None), ("fp32", "strict"), ("tuned", None), ("cpu", "strict"))] + [
         {**job, "model": "nin", "resize": 67, "batch_size": 4, "steps": 1, "repeats": 1,
-         "optimizer": "sgd", "variant": "tuned"}]
+         "optimizer": "sgd", "variant": v, "policy": policy.row_policy("torch", v, "strict")}
+        for v in ("tuned", "cpu")]
     counts, rows = torch_child(
         "import json; from jaxnin.bench import torch_reference as r; print(json.dumps([["
         f"sum(p.numel() for p in r.create_model(n, s, **o).parameters()) for n, s, o in {nets}"
@@ -154,7 +214,12 @@ def test_torch_references_are_the_seeds_nets_and_train_at_tiny_size():
     for job, row in zip(jobs, rows):
         assert_measured({**job, **row})
         assert row["versions"]["torch"] and row["peak_memory_bytes"] is None  # CPU
-    assert rows[2]["compiled"] is False and rows[3]["counted_examples"] == 4
+        got = row["settings"]  # the policy as set, read back from torch; no JAX loaded
+        assert (got["matmul_allow_tf32"], got["cudnn_allow_tf32"]) == (
+            job["policy"]["matmul_allow_tf32"], job["policy"]["cudnn_allow_tf32"])
+        assert got["cudnn_benchmark"] == (job["variant"] == "tuned") and got["num_threads"] >= 1
+        assert got["jax_family_loaded"] == []
+    assert rows[2]["compiled"] is False and rows[4]["counted_examples"] == 4
 
 
 def test_torch_time_to_accuracy_writes_history_each_epoch(shared_data, mnist, data_cache,
@@ -163,13 +228,54 @@ def test_torch_time_to_accuracy_writes_history_each_epoch(shared_data, mnist, da
     monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
     job = {**cli.TTA_RECIPES["lenet"][1].to_json(), "side": "torch", "kind": "tta",
            "data_dir": str(shared_data), "epochs": 2, "limit_train": 160, "limit_test": 50,
-           "compile": False, "compile_mode": "default", "workdir": str(tmp_path)}
+           "compile": False, "compile_mode": "default", "workdir": str(tmp_path),
+           "policy": policy.row_policy("torch", "fp32", "strict")}
     outcome = tta.run_timed(tta.torch_command(job), tmp_path, tmp_path / "log", timeout=300)
     assert outcome["status"] == "ok", outcome
     history = outcome["history"]
     assert [r["epoch"] for r in history] == [1, 2]
     assert all(0 <= r["test_acc"] <= 1 and math.isfinite(r["train_loss"]) for r in history)
     assert 0 < history[0]["done_at_s"] < history[1]["done_at_s"] <= outcome["wall_s"]
+    assert outcome["settings"]["jax_family_loaded"] == []  # data loading included
+    assert outcome["settings"]["matmul_allow_tf32"] is False
+
+
+def test_each_fp32_row_runs_under_one_policy_on_both_sides():
+    settings = cli.Settings.from_args(cli.parser().parse_args(["--tiny", "--models", "lenet"]))
+    jobs = {(j["side"], report.variant(j)): j for j in cli.throughput_jobs(settings)}
+    assert list(jobs) == [("jaxnin", "float32-strict"), ("jaxnin", "float32-tf32"),
+                          ("jaxnin", "bfloat16"), ("torch", "seed_pipeline"),
+                          ("torch", "fp32-strict"), ("torch", "fp32-tf32"), ("torch", "tuned"),
+                          ("torch", "cpu")]
+    for precision, allow in (("strict", False), ("tf32", True)):
+        ours, theirs = jobs["jaxnin", f"float32-{precision}"], jobs["torch", f"fp32-{precision}"]
+        assert ours["policy"]["jax_default_matmul_precision"] == (
+            policy.JAX_MATMUL_PRECISION[precision])
+        assert theirs["policy"]["matmul_allow_tf32"] is theirs["policy"]["cudnn_allow_tf32"] \
+            is allow
+        assert ours["policy"]["matmul"] == theirs["policy"]["matmul"] == (
+            "tf32" if allow else "float32")
+    assert jobs["torch", "seed_pipeline"]["policy"]["name"] == "torch-default"
+    for kind in (("jaxnin", "bfloat16"), ("torch", "tuned")):
+        assert "optimizer state" in jobs[kind]["policy"]["stays_fp32"]
+    # A CPU records the tf32 rows without running them; the student's loop runs only there.
+    assert policy.not_run_reason(jobs["jaxnin", "float32-tf32"], "cpu") == policy.CPU_NO_TF32
+    assert policy.not_run_reason(jobs["torch", "fp32-tf32"], "gpu") is None
+    assert policy.not_run_reason(jobs["torch", "cpu"], "gpu") == policy.NOT_ON_CPU
+    assert policy.not_run_reason(jobs["torch", "cpu"], "cpu") is None
+
+
+def test_cpu_compare_is_issue_17s_table():
+    settings = cli.Settings.from_args(cli.parser().parse_args(["--cpu-compare"]))
+    jobs = cli.throughput_jobs(settings)
+    assert [(j["model"], j["side"], report.variant(j), j["batch_size"], j["steps"], j["resize"])
+            for j in jobs] == [
+        ("lenet", "jaxnin", "float32-strict", 16, 3750, None),
+        ("lenet", "torch", "cpu", 16, 3750, None),
+        ("nin", "jaxnin", "float32-strict", 128, 32, 67),
+        ("nin", "torch", "cpu", 128, 32, 67)]
+    assert settings.skip_tta and settings.repeats == 2 and settings.file_suffix == (
+        "-cpu-compare-throughput")
 
 
 def test_targets_compare_like_with_like():
@@ -181,6 +287,14 @@ def test_targets_compare_like_with_like():
     [ratio] = report.ratios(rows)
     assert (ratio["jaxnin_best"], ratio["vs_tuned"], ratio["vs_best_torch"]) == (
         "bfloat16", 3.0, 1.5)
+    # Under one policy: jaxnin fp32 strict against torch fp32 strict, and so on.
+    policies = [row("jaxnin", "float32", 120.0) | {"precision": "strict"},
+                row("torch", "fp32", 60.0) | {"precision": "strict"},
+                row("torch", "fp32", 80.0) | {"precision": "tf32"},
+                row("torch", "cpu", 40.0) | {"precision": "strict"}]
+    [same] = report.ratios(policies)
+    assert same["same_policy"] == {"fp32_strict": 2.0, "fp32_tf32": None, "bf16": None,
+                                   "cpu_loop": 3.0}
     results = {"ratios": [ratio], "tta": [], "settings": {"tta_full_recipe": True}}
     nin128 = report.targets(results)[0]
     assert (nin128["measured"], nin128["met"]) == (3.0, True)
@@ -228,7 +342,9 @@ def test_a_gpu_trace_is_summarised_from_its_stream_kernels(tmp_path):
 @pytest.mark.parametrize("flags, says", [
     (["--models", "nin,resnet"], "--models 'nin,resnet': choose from nin, vgg11, lenet"),
     (["--batch-sizes", "128,0"], "--batch-sizes '128,0': give positive integers"),
-    (["--skip-tta", "--tta-only"], "--skip-tta and --tta-only exclude each other")])
+    (["--skip-tta", "--tta-only"], "--skip-tta and --tta-only exclude each other"),
+    (["--precisions", "fp16"], "--precisions 'fp16': choose from strict, tf32"),
+    (["--cpu-compare", "--tiny"], "--cpu-compare and --tiny exclude each other")])
 def test_bad_flags_are_one_line_before_anything_runs(flags, says, tmp_path, capsys):
     assert run_main(cli.main, [*flags, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -1,11 +1,13 @@
 """`python -m jaxnin.bench`: jaxnin against PyTorch on one device, in one run.
 
     python -m jaxnin.bench [--models nin,vgg11,lenet] [--batch-sizes 128,512] [--steps N]
-                           [--tiny] [--no-torch] [--skip-tta | --tta-only] [--out DIR]
+                           [--tiny | --cpu-compare] [--no-torch] [--skip-tta | --tta-only]
+                           [--precisions strict,tf32] [--out DIR]
 
-For each model and batch size it times jaxnin's training epoch (fp32 and bf16) and three
-PyTorch references (the seeds' CPU pipeline, fp32 with the data on the device, and tuned:
-torch.compile + bf16 autocast + channels_last), each in its own child process; then it trains
+For each model and batch size it times jaxnin's training epoch (fp32 under each precision
+policy, and bf16) and four PyTorch references (the seeds' CPU pipeline, fp32 with the data on
+the device under each policy, tuned: torch.compile + bf16 autocast + channels_last, and the
+plain eager loop a student writes on a CPU), each in its own child process; then it trains
 seed 001's NiN and seed 002's LeNet from a cold start on the real data, on both sides, and
 times how long each takes to reach its accuracy. Results go to
 `<out>/results-<device>-<date>.json` and `.md`, rewritten after every measurement.
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 import jaxnin
-from jaxnin.bench import report, tta
+from jaxnin.bench import policy, report, tta
 from jaxnin.bench.jaxnin_side import TRAIN_FLOPS_NOTE
 from jaxnin.bench.worker import run_in_child, run_job
 from jaxnin.cli import ArgumentParser
@@ -42,12 +44,16 @@ TINY = {"nin": {"batch_size": 8, "resize": 67, "options": {}},
         "vgg11": {"batch_size": 8, "resize": 32, "options": {"width_divisor": 8, "hidden": 256}},
         "lenet": {"batch_size": 16, "resize": None, "options": {}}}
 TINY_STEPS, TINY_REPEATS = 2, 2
+# --cpu-compare: issue 17's CPU table. Seed 002's LeNet epoch (60,000 / 16 = 3,750 steps) and
+# NiN at 67x67, batch 128, on 4,096 examples; jaxnin fp32 against the student's PyTorch loop.
+CPU_COMPARE = {"lenet": {"batch_size": 16, "resize": None, "steps": 3750},
+               "nin": {"batch_size": 128, "resize": 67, "steps": 32}}
 # Time to accuracy: recipe -> (experiment module, its defaults, target test accuracy or None
 # for "the whole recipe").
 TTA_RECIPES = {"nin": ("fashion_nin", fashion_nin.DEFAULTS, 0.885),
                "lenet": ("mnist_lenet", mnist_lenet.DEFAULTS, None)}
 TINY_TTA = {"epochs": 1, "limit_train": 256, "limit_test": 100}
-TORCH_VARIANTS = ("seed_pipeline", "fp32", "tuned")
+TORCH_VARIANTS = ("seed_pipeline", "fp32", "tuned", "cpu")
 DTYPES = ("float32", "bfloat16")
 TORCH_MISSING_FLAG = "torch side not run (--no-torch)"
 
@@ -91,6 +97,7 @@ class Settings:
     """What to measure, from the flags (and --tiny's sizes)."""
     models: tuple[str, ...]
     dtypes: tuple[str, ...]
+    precisions: tuple[str, ...]
     batch_sizes: dict
     resize: dict
     model_options: dict
@@ -107,15 +114,19 @@ class Settings:
     skip_tta: bool
     tta_overrides: dict
     tta_dtype: str
+    tta_precision: str
     tta_timeout: float
     data_dir: str | None
     out: Path
     tiny: bool
+    cpu_compare: bool
     peak_tflops: float | None
     profile: bool
 
     @classmethod
     def from_args(cls, args) -> "Settings":
+        if args.cpu_compare:
+            return cls.cpu_compared(args)
         models = _choices(args.models, RECIPES, "--models")
         tiny = args.tiny
         if args.batch_sizes:
@@ -138,6 +149,7 @@ class Settings:
         if args.skip_tta and args.tta_only:
             raise JaxninError("--skip-tta and --tta-only exclude each other: drop one")
         return cls(models=models, dtypes=_choices(args.dtypes, DTYPES, "--dtypes"),
+                   precisions=_choices(args.precisions, policy.PRECISIONS, "--precisions"),
                    batch_sizes=batch_sizes, resize=resize, model_options=options,
                    steps=steps, repeats=args.repeats or (TINY_REPEATS if tiny else 3),
                    torch_variants=variants, compile=not (args.no_compile or tiny),
@@ -145,13 +157,31 @@ class Settings:
                    in_process=args.in_process, job_timeout=args.job_timeout,
                    tta_recipes=tuple(_choices(args.tta_recipes, TTA_RECIPES, "--tta-recipes")),
                    tta_only=args.tta_only, skip_tta=args.skip_tta, tta_overrides=overrides,
-                   tta_dtype=args.tta_dtype, tta_timeout=args.tta_timeout,
+                   tta_dtype=args.tta_dtype, tta_precision=args.tta_precision,
+                   tta_timeout=args.tta_timeout,
                    data_dir=args.data_dir, out=Path(args.out), tiny=tiny,
+                   cpu_compare=False,
                    peak_tflops=args.peak_tflops, profile=args.profile)
+
+    @classmethod
+    def cpu_compared(cls, args) -> "Settings":
+        """--cpu-compare: CPU_COMPARE's sizes, jaxnin fp32 strict against the student loop."""
+        if args.tiny:
+            raise JaxninError("--cpu-compare and --tiny exclude each other: drop one")
+        plain = cls.from_args(argparse.Namespace(**{
+            **vars(args), "cpu_compare": False, "models": ",".join(CPU_COMPARE),
+            "batch_sizes": None, "resize": None, "steps": None, "dtypes": "float32",
+            "precisions": "strict", "torch_variants": "cpu", "skip_tta": True,
+            "tta_only": False, "repeats": args.repeats or 2}))
+        return dataclasses.replace(
+            plain, cpu_compare=True,
+            batch_sizes={m: (c["batch_size"],) for m, c in CPU_COMPARE.items()},
+            resize={m: c["resize"] for m, c in CPU_COMPARE.items()},
+            steps={m: c["steps"] for m, c in CPU_COMPARE.items()})
 
     @property
     def file_suffix(self) -> str:
-        return ("-tiny" if self.tiny else "") + (
+        return ("-tiny" if self.tiny else "-cpu-compare" if self.cpu_compare else "") + (
             "-throughput" if self.skip_tta else "-tta" if self.tta_only else "")
 
 
@@ -160,6 +190,10 @@ def new_results(argv, settings: Settings) -> dict:
              f"{TRAIN_FLOPS_NOTE}",
              "ex/s: median over timed epochs after a compiling warm-up epoch; random uint8 "
              "28x28x1 data, resized on the device (torch seed pipeline: PIL on the CPU)",
+             "fp32 rows run under one precision policy on both sides: strict (float32 "
+             "matmuls and convolutions) and tf32, each its own row; bf16 rows keep params, "
+             "loss and optimizer state in float32 on both sides; the seed pipeline keeps "
+             "PyTorch's defaults, as the seeds ran (each row's policy: its `policy`)",
              "every measurement runs in its own child process" if not settings.in_process
              else "--in-process: jaxnin's measurements in this process (peak memory "
                   "accumulates), PyTorch's in child processes"]
@@ -194,8 +228,10 @@ def probe(results: dict, settings: Settings) -> None:
 
 
 def throughput_jobs(settings: Settings) -> list[dict]:
-    """One job per (model, batch, jaxnin dtype or torch variant); the seed pipeline runs at
-    each model's first batch size only (it is bound by the CPU, not the batch)."""
+    """One job per (model, batch, jaxnin dtype or torch variant, fp32 precision policy); the
+    seed pipeline runs at each model's first batch size only (it is bound by the CPU, not the
+    batch), under PyTorch's defaults as the seeds did; the cpu loop under strict only (a CPU
+    has no TF32)."""
     jobs = []
     for model in settings.models:
         recipe = RECIPES[model]
@@ -205,22 +241,48 @@ def throughput_jobs(settings: Settings) -> list[dict]:
                     "resize": settings.resize[model], "steps": settings.steps[model],
                     "repeats": settings.repeats, "optimizer": recipe.optimizer, "lr": recipe.lr,
                     "momentum": recipe.momentum}
-            jobs += [{**base, "side": "jaxnin", "dtype": dtype, "peak_tflops": settings.peak_tflops,
-                      "profile_dir": str(settings.out / "profiles" / f"{model}-b{batch_size}-{dtype}")
-                      if settings.profile else None}
-                     for dtype in settings.dtypes]
-            jobs += [{**base, "side": "torch", "variant": variant, "compile": settings.compile,
+            ours = {**base, "side": "jaxnin", "peak_tflops": settings.peak_tflops}
+            jobs += [_with_policy({**ours, "dtype": dtype, "precision": precision,
+                                   "profile_dir": _profile_dir(settings, model, batch_size, dtype,
+                                                               precision)})
+                     for dtype in settings.dtypes
+                     for precision in _precisions(dtype, settings)]
+            theirs = {**base, "side": "torch", "compile": settings.compile,
                       "compile_mode": settings.compile_mode, "num_workers": settings.num_workers,
                       "warmup_steps": max(1, min(10, settings.steps[model]))}
+            jobs += [_with_policy({**theirs, "variant": variant, "precision": precision})
                      for variant in settings.torch_variants
-                     if variant != "seed_pipeline" or index == 0]
+                     if variant != "seed_pipeline" or index == 0
+                     for precision in _precisions(variant, settings)]
     return jobs
+
+
+def _precisions(kind: str, settings: Settings) -> tuple:
+    """The fp32 policies a row kind runs under: each asked one for fp32, none otherwise."""
+    if kind in ("float32", "fp32"):
+        return settings.precisions
+    return ("strict",) if kind == "cpu" else (None,)
+
+
+def _with_policy(job: dict) -> dict:
+    kind = job.get("dtype") or job["variant"]
+    return {**job, "policy": policy.row_policy(job["side"], kind, job["precision"])}
+
+
+def _profile_dir(settings: Settings, model, batch_size, dtype, precision) -> str | None:
+    if not settings.profile:
+        return None
+    name = f"{model}-b{batch_size}-{dtype}" + (f"-{precision}" if precision else "")
+    return str(settings.out / "profiles" / name)
 
 
 def measure(job: dict, results: dict, settings: Settings) -> None:
     """Run one throughput job (unless torch is known to be missing) and record its row."""
     missing = results.get("torch_missing")
-    if job["side"] == "torch" and missing:
+    not_run = policy.not_run_reason(job, results["device"].get("platform"))
+    if not_run:
+        result = {"status": "skipped", "reason": not_run}
+    elif job["side"] == "torch" and missing:
         result = {"status": "skipped", "reason": missing}
     else:
         result = _run(job, settings)
@@ -229,7 +291,9 @@ def measure(job: dict, results: dict, settings: Settings) -> None:
         results["versions"] |= result.pop("versions")
     row = {k: job[k] for k in ("side", "model", "batch_size", "resize", "steps", "repeats")}
     row |= {"dtype": job["dtype"]} if job["side"] == "jaxnin" else {"variant": job["variant"]}
-    row |= {"model_options": job["model_options"], "optimizer": job["optimizer"], **result}
+    row |= {"precision": job["precision"], "policy": job["policy"],
+            "model_options": job["model_options"], "optimizer": job["optimizer"], **result,
+            "settings": {**policy.declared_settings(job), **result.get("settings", {})}}
     results["throughput"].append(row)
     speed = f"{row['examples_per_s']:,.0f} ex/s" if row["status"] == "ok" else (
         f"{row['status']}: {row.get('reason')}")
@@ -252,8 +316,11 @@ def time_to_accuracy(recipe: str, side: str, results: dict, settings: Settings) 
                                  data_dir=settings.data_dir, **settings.tta_overrides)
     if settings.tiny and config.resize:
         config = dataclasses.replace(config, resize=TINY[config.model]["resize"])
+    kind = {"float32": "fp32", "bfloat16": "tuned"}[config.dtype]
+    rule = policy.row_policy(side, "bfloat16" if side == "jaxnin" and kind == "tuned" else kind,
+                             settings.tta_precision)
     record = {"recipe": recipe, "side": side, "target_acc": target, "module": module,
-              "config": config.to_json()}
+              "config": config.to_json(), "policy": rule}
     reason = _tta_unavailable(side, config, results, settings)
     if reason:
         print(f"time to accuracy, {recipe} {side}: skipped: {reason}", flush=True)
@@ -262,20 +329,28 @@ def time_to_accuracy(recipe: str, side: str, results: dict, settings: Settings) 
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{recipe}-{side}-") as workdir:
         workdir = Path(workdir)
+        env = tta.cold_env(workdir / "caches")
         if side == "jaxnin":
             command = tta.jaxnin_command(module, workdir, _recipe_flags(config, defaults))
+            # The recipe's own CLI has no precision flag; JAX reads its config from the env.
+            env["JAX_DEFAULT_MATMUL_PRECISION"] = rule["jax_default_matmul_precision"]
         else:
             command = tta.torch_command({"side": "torch", "kind": "tta", "workdir": str(workdir),
                                          "compile": settings.compile,
                                          "compile_mode": settings.compile_mode,
-                                         **config.to_json()})
+                                         "policy": rule, **config.to_json()})
         outcome = tta.run_timed(command, workdir, logs / f"tta-{recipe}-{side}.log",
-                                settings.tta_timeout, tta.cold_env(workdir / "caches"))
+                                settings.tta_timeout, env)
         run_json = workdir / "run.json"
         if run_json.is_file():
             outcome["own_process_wall_s"] = json.loads(run_json.read_text()).get(
                 "results", {}).get("process_wall_s")
     note_torch_missing(outcome, results)
+    compiled = side == "torch" and settings.compile
+    record["settings"] = {"torch_compile": settings.compile_mode if compiled else "off",
+                          "dtype": config.dtype, "batch_size": config.batch_size,
+                          "data_placement": "the whole split on the device, once",
+                          **policy.speed_env(env), **outcome.pop("settings", {})}
     record |= {"command": shlex.join(command[1:] if side == "jaxnin" else command[1:3]),
                **outcome, "time_to_target_s": tta.time_to_target(outcome["history"], target),
                "breakdown": tta.breakdown(outcome["history"], outcome["wall_s"])}
@@ -365,11 +440,18 @@ def parser() -> argparse.ArgumentParser:
     add("--repeats", type=int, help="timed epochs per measurement, after one warm-up [3]")
     add("--dtypes", default=",".join(DTYPES), help="jaxnin's compute dtypes, comma-separated "
         "[float32,bfloat16]; params stay float32")
+    add("--precisions", default=",".join(policy.PRECISIONS),
+        help="fp32 matmul/conv policies, each run on both sides [strict,tf32]; a CPU records "
+             "tf32 rows without running them (cpu: no tf32)")
+    add("--cpu-compare", action="store_true", help="issue 17's CPU table: LeNet b16 one epoch "
+        "of 3,750 steps and NiN@67 b128 on 4,096 examples, jaxnin fp32 strict against the "
+        "plain PyTorch CPU loop, 2 timed epochs, no time to accuracy")
     add("--tiny", action="store_true", help="CPU-sized: small batches, NiN at 67, VGG at 32 "
         "with width/8, a few steps, no torch.compile, 1-epoch time-to-accuracy on 256 images")
     add("--no-torch", action="store_true", help="run the jaxnin side only")
     add("--torch-variants", default=",".join(TORCH_VARIANTS),
-        help="comma-separated [seed_pipeline,fp32,tuned]")
+        help="comma-separated [seed_pipeline,fp32,tuned,cpu]; cpu runs where the device is "
+             "the CPU")
     add("--no-compile", action="store_true", help="tuned PyTorch without torch.compile")
     add("--compile-mode", default="default", help="torch.compile mode for tuned [default]")
     add("--num-workers", type=int, default=4, help="DataLoader workers of the seed pipeline [4]")
@@ -378,6 +460,8 @@ def parser() -> argparse.ArgumentParser:
     add("--tta-recipes", default="nin,lenet", help="comma-separated [nin,lenet]")
     add("--tta-dtype", choices=("float32", "bfloat16"), default="float32",
         help="compute dtype of both sides' time-to-accuracy runs [float32, the recipes']")
+    add("--tta-precision", choices=policy.PRECISIONS, default="tf32",
+        help="fp32 policy of both sides' time-to-accuracy runs [tf32: JAX's GPU default]")
     add("--epochs", type=int, help="time to accuracy: cut the recipes to N epochs")
     add("--limit-train", type=int, help="time to accuracy: first N training images only")
     add("--limit-test", type=int, help="time to accuracy: first N test images only")

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnin.bench.peaks import bf16_peak, mfu
+from jaxnin.bench.policy import speed_env
 from jaxnin.bench.profile import profile_epoch
 from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
@@ -65,10 +66,29 @@ def matmul_peak(size: int, iterations: int) -> dict:
 def measure_throughput(job: dict) -> dict:
     """Training examples/sec of jaxnin's `train_epoch` for one (model, batch, dtype) job.
 
-    job keys: model, model_options, batch_size, resize (None keeps 28x28), dtype, steps,
-    repeats, optimizer, lr, momentum; optionally peak_tflops, and profile_dir to trace one
-    more epoch after the timed ones.
+    job keys: model, model_options, batch_size, resize (None keeps 28x28), dtype, policy
+    (jaxnin.bench.policy.row_policy: its jax_default_matmul_precision is set for the whole
+    measurement), steps, repeats, optimizer, lr, momentum; optionally peak_tflops, and
+    profile_dir to trace one more epoch after the timed ones.
     """
+    # A context, not a global update: --in-process runs several jobs in one process.
+    with jax.default_matmul_precision(job["policy"]["jax_default_matmul_precision"]):
+        result = _measure(job)
+        return {**result, "settings": settings()}
+
+
+def settings() -> dict:
+    """What decides this process's speed, read back from JAX itself."""
+    versions = {"jax": jax.__version__}
+    versions |= {name: _version(name) for name in VERSIONED if _version(name)}
+    return {"versions": versions, "backend": jax.default_backend(),
+            "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jit": "jax.jit (XLA)",
+            "epoch_program": "one lax.scan per epoch" if jax.default_backend() != "cpu"
+            else "one jitted train_step per step, dispatched from Python", **speed_env()}
+
+
+def _measure(job: dict) -> dict:
     resize = job["resize"]
     input_shape = (resize or IMAGE_SHAPE[0], resize or IMAGE_SHAPE[1], IMAGE_SHAPE[2])
     model = create_model(job["model"], num_classes=NUM_CLASSES, dtype=DTYPES[job["dtype"]],

@@ -17,14 +17,24 @@ TARGETS = (
     {"name": "Fashion-MNIST NiN to >= 0.885 test acc from cold start, s", "kind": "tta_target",
      "recipe": "nin", "at_most": 20.0},
 )
-COLUMNS = (("jaxnin", "float32"), ("jaxnin", "bfloat16"), ("torch", "seed_pipeline"),
-           ("torch", "fp32"), ("torch", "tuned"))
-COLUMN_TITLES = ("jaxnin fp32", "jaxnin bf16", "torch seed pipeline", "torch fp32",
-                 "torch tuned")
+COLUMNS = (("jaxnin", "float32-strict"), ("jaxnin", "float32-tf32"), ("jaxnin", "bfloat16"),
+           ("torch", "seed_pipeline"), ("torch", "fp32-strict"), ("torch", "fp32-tf32"),
+           ("torch", "tuned"), ("torch", "cpu"))
+COLUMN_TITLES = ("jaxnin fp32 strict", "jaxnin fp32 tf32", "jaxnin bf16",
+                 "torch seed pipeline (torch defaults)", "torch fp32 strict", "torch fp32 tf32",
+                 "torch tuned (bf16)", "torch cpu loop (strict)")
+# Like for like: (name, jaxnin's row, PyTorch's row), each pair under one precision policy.
+SAME_POLICY = (("fp32_strict", "float32-strict", "fp32-strict"),
+               ("fp32_tf32", "float32-tf32", "fp32-tf32"),
+               ("bf16", "bfloat16", "tuned"),
+               ("cpu_loop", "float32-strict", "cpu"))
 
 
 def variant(row: dict) -> str:
-    return row.get("dtype") if row["side"] == "jaxnin" else row.get("variant")
+    """A row's column: its dtype or variant, and for fp32 its precision policy."""
+    name = row.get("dtype") if row["side"] == "jaxnin" else row.get("variant")
+    precision = row.get("precision")
+    return f"{name}-{precision}" if precision and name in ("float32", "fp32") else name
 
 
 def ratios(rows: list[dict]) -> list[dict]:
@@ -37,10 +47,14 @@ def ratios(rows: list[dict]) -> list[dict]:
         theirs = [r for r in same if r["side"] == "torch"]
         tuned = next((r for r in theirs if r["variant"] == "tuned"), None)
         best = max(theirs, key=_speed, default=None)
+        pick = lambda side, name: next((r for r in same if r["side"] == side
+                                        and variant(r) == name), None)
         out.append({"model": key[0], "batch_size": key[1], "resize": key[2],
                     "jaxnin_best": variant(ours) if ours else None,
                     "vs_tuned": _ratio(ours, tuned), "vs_best_torch": _ratio(ours, best),
-                    "best_torch": variant(best) if best else None})
+                    "best_torch": variant(best) if best else None,
+                    "same_policy": {name: _ratio(pick("jaxnin", a), pick("torch", b))
+                                    for name, a, b in SAME_POLICY}})
     return out
 
 
@@ -119,6 +133,14 @@ def markdown(results: dict) -> str:
                          f"{ratio['resize'] or 28} | " + " | ".join(cells)
                          + f" | {_times(ratio['vs_tuned'])} | {_times(ratio['vs_best_torch'])}"
                          + (f" ({ratio['best_torch']})" if ratio["best_torch"] else "") + " |")
+        lines += ["", "## Like for like: jaxnin / PyTorch, each pair under one precision policy",
+                  "", "| model | batch | input | fp32 strict | fp32 tf32 | bf16 (jaxnin bf16 / "
+                  "torch tuned) | jaxnin fp32 strict / torch cpu loop |", "|---" * 7 + "|"]
+        for ratio in results["ratios"]:
+            same = ratio.get("same_policy", {})
+            lines.append(f"| {ratio['model']} | {ratio['batch_size']} | {ratio['resize'] or 28} | "
+                         + " | ".join(_times(same.get(name)) for name, _, _ in SAME_POLICY)
+                         + " |")
         lines += ["", "## MFU and peak memory", "",
                   "| model | batch | side | variant | ex/s | MFU | peak memory |",
                   "|---|---|---|---|---|---|---|"]
@@ -131,6 +153,8 @@ def markdown(results: dict) -> str:
                              f"{_percent(row.get('mfu'))} | "
                              f"{_mib(row.get('peak_memory_bytes'))} [{mark}] |")
         lines += [""] + [f"[{mark}] {source}  " for source, mark in sources.items()]
+    if results["throughput"]:
+        lines += settings_table(results["throughput"], device.get("platform"))
     profiled = [r for r in results["throughput"] if r.get("profile", {}).get("top")]
     if profiled:
         lines += ["", "## Where jaxnin's epoch goes (one traced epoch, --profile)", ""]
@@ -183,6 +207,49 @@ def markdown(results: dict) -> str:
         lines += [f"- {'; '.join(labels)}: {status}: {reason}"
                   for (status, reason), labels in problems.items()]
     return "\n".join(lines) + "\n"
+
+
+def settings_table(rows: list[dict], platform: str | None) -> list[str]:
+    """Every row's precision policy and the settings that decide its speed, skipped rows too."""
+    lines = ["", "## Every row's precision policy and settings", "",
+             "| model | batch | side | variant | status | precision policy | data | compile "
+             "| cudnn.benchmark | threads | versions | speed env |", "|---" * 12 + "|"]
+    for row in rows:
+        got = row.get("settings", {})
+        lines.append(" | ".join([
+            f"| {row['model']}", str(row["batch_size"]), row["side"], variant(row),
+            row["status"], policy_label(row.get("policy") or {}, platform),
+            got.get("data_placement", "–"), got.get("torch_compile", "jax.jit"),
+            str(got.get("cudnn_benchmark", "–")), _threads(got), _versions(got),
+            ", ".join(f"{k}={v}" for k, v in got.get("env", {}).items()) or "none set"]) + " |")
+    return lines
+
+
+def policy_label(rule: dict, platform: str | None) -> str:
+    """One cell: the policy's name, what runs in which precision, and the switches set."""
+    if not rule:
+        return "–"
+    switches = ", ".join(f"{k}={v}" for k, v in rule.items()
+                         if k in ("jax_default_matmul_precision", "matmul_allow_tf32",
+                                  "cudnn_allow_tf32"))
+    if rule["name"] == "bf16":
+        text = f"bf16 compute; fp32: {rule['stays_fp32']}"
+    else:
+        text = f"{rule['name']}: matmul {rule['matmul']}, conv {rule['conv']}"
+    tf32 = "tf32" in (rule.get("matmul", "") + rule.get("conv", "")
+                      + rule.get("fp32_leftovers", ""))
+    return f"{text} ({switches})" + ("; cpu: no tf32" if platform == "cpu" and tf32 else "")
+
+
+def _threads(got: dict) -> str:
+    if "num_threads" in got:
+        return (f"torch {got['num_threads']} intra-op, {got['num_interop_threads']} inter-op "
+                f"of {got.get('usable_cpus')} CPUs")
+    return f"XLA's own, {got['usable_cpus']} CPUs usable" if "usable_cpus" in got else "–"
+
+
+def _versions(got: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in got.get("versions", {}).items() if v) or "–"
 
 
 def _row(rows, ratio, side, name):

@@ -5,10 +5,19 @@
   * "fp32": the data on the device as uint8, F.interpolate there, fp32 eager, no host sync.
   * "tuned": as "fp32", plus torch.compile, bf16 autocast, channels_last, cudnn.benchmark and
     the fused optimizer: the best PyTorch a user would write for these nets.
+  * "cpu": the plain eager loop a student writes on a laptop: the data in memory as a float
+    tensor, a random permutation per epoch, no DataLoader, F.interpolate for the resize,
+    torch.optim's SGD (the recipe's lr and momentum), no compile, a .item() per step; always
+    on the CPU.
+
+Every job carries its precision policy (jaxnin.bench.policy.row_policy), applied in `build`;
+each result reports the settings read back from torch (`settings`).
 
 Weights are xavier-uniform as the seeds set them; biases are zero, as jaxnin's are, so that the
 two sides train the same function (`zero_bias=False` keeps PyTorch's default biases, as the
-seeds' runs did). This module imports torch at the top: callers catch the ImportError.
+seeds' runs did). This module imports torch at the top: callers catch the ImportError. It
+imports nothing of JAX, flax or optax (tests/test_bench.py checks), so PyTorch's cold start
+pays for PyTorch only.
 """
 import functools
 import json
@@ -22,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jaxnin.models import VGG_CONFIGS  # seed 004's cfgs, shared with the Flax VGG
+from jaxnin.bench.policy import loaded, speed_env
+from jaxnin.data.vision import load_dataset  # NumPy only: the same arrays jaxnin trains on
+from jaxnin.vgg_cfgs import CONFIGS as VGG_CONFIGS  # seed 004's, shared with the Flax VGG
 
-VARIANTS = ("seed_pipeline", "fp32", "tuned")
+VARIANTS = ("seed_pipeline", "fp32", "tuned", "cpu")
 IMAGE_SIZE = 28
 
 
@@ -181,10 +192,11 @@ class Trainer:
 
 
 def build(job: dict, device) -> Trainer:
-    """The Trainer that `job["variant"]` describes, on `device`."""
+    """The Trainer that `job["variant"]` describes, on `device`, under `job["policy"]`."""
     variant = job["variant"]
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: choose one of {VARIANTS}")
+    apply_policy(job["policy"], benchmark=variant == "tuned")
     tuned = variant == "tuned"
     size = job["resize"] or IMAGE_SIZE
     torch.manual_seed(job.get("seed", 0))
@@ -192,7 +204,6 @@ def build(job: dict, device) -> Trainer:
     model = model.to(device)
     if tuned:
         model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
     optimizer = make_optimizer(job["optimizer"], model.parameters(), job["lr"], job["momentum"],
                                fused=tuned and device.type == "cuda")
     bf16 = tuned and job.get("bf16", True)
@@ -200,7 +211,27 @@ def build(job: dict, device) -> Trainer:
                    job.get("compile_mode", "default"))
 
 
-def pick_device() -> torch.device:
+def apply_policy(policy: dict, benchmark: bool) -> None:
+    """Set the TF32 switches the row's policy names (all of them, so no default decides)."""
+    torch.backends.cuda.matmul.allow_tf32 = policy["matmul_allow_tf32"]
+    torch.backends.cudnn.allow_tf32 = policy["cudnn_allow_tf32"]
+    torch.backends.cudnn.benchmark = benchmark
+
+
+def settings() -> dict:
+    """What decides this process's speed, read back from torch itself."""
+    return {"versions": versions(), "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "jax_family_loaded": loaded(), **speed_env()}
+
+
+def pick_device(variant: str = "fp32") -> torch.device:
+    if variant == "cpu":
+        return torch.device("cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -218,12 +249,13 @@ def measure_throughput(job: dict) -> dict:
     job keys: model, model_options, variant, batch_size, resize, steps, repeats, warmup_steps,
     optimizer, lr, momentum, compile, compile_mode, num_workers.
     """
-    device = pick_device()
+    device = pick_device(job["variant"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer = build(job, device)
     images, labels = random_data(job["steps"] * job["batch_size"])
-    run = _seed_pipeline_epoch if job["variant"] == "seed_pipeline" else _device_epoch
+    run = {"seed_pipeline": _seed_pipeline_epoch, "cpu": _student_epoch}.get(job["variant"],
+                                                                             _device_epoch)
     feed = _feed(job, images, labels, device)
 
     start = time.perf_counter()
@@ -242,7 +274,8 @@ def measure_throughput(job: dict) -> dict:
             "counted_examples": int(sums[2]), "warmup_s": warmup_s,
             "final_train_loss": float(sums[0]) / sums[2],
             "compiled": job["variant"] == "tuned" and job["compile"],
-            **_peak_memory(device), "device_kind": device_name(device), "versions": versions()}
+            **_peak_memory(device), "device_kind": device_name(device),
+            "versions": versions(), "settings": settings()}
 
 
 def random_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +288,9 @@ def random_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _feed(job, images, labels, device):
     if job["variant"] == "seed_pipeline":
         return PILResizeDataset(images, labels, job["resize"])
+    if job["variant"] == "cpu":  # as a student loads it: float in [0, 1], N1HW, once
+        return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0,
+                torch.from_numpy(labels).long())
     return (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device),
             torch.from_numpy(labels).long().to(device))
 
@@ -292,6 +328,23 @@ def _device_epoch(trainer, data, job, steps):
     return float(loss_sum), float(correct), steps * batch_size
 
 
+def _student_epoch(trainer, data, job, steps):
+    """The loop a student writes: randperm, slice, F.interpolate, step, .item() the metrics."""
+    images, labels = data
+    batch_size, size = job["batch_size"], job["resize"]
+    order = torch.randperm(labels.shape[0])
+    loss_sum = correct = 0.0
+    for step in range(steps):
+        index = order[step * batch_size:(step + 1) * batch_size]
+        x = images[index]
+        if size and size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        step_loss, step_correct = trainer.step(x, labels[index])
+        loss_sum += step_loss.item()
+        correct += step_correct.item()
+    return loss_sum, correct, steps * batch_size
+
+
 def _peak_memory(device) -> dict:
     if device.type != "cuda":
         return {"peak_memory_bytes": None,
@@ -324,8 +377,6 @@ def train_recipe(job: dict) -> dict:
     The data on the device, channels_last and the compiled model are the "tuned" variant's;
     the last short batch is dropped, as jaxnin drops it.
     """
-    from jaxnin.data.vision import load_dataset  # NumPy only: the same arrays jaxnin trains on
-
     device = pick_device()
     workdir = Path(job["workdir"])
     data = load_dataset(job["dataset"], job["data_dir"])
@@ -347,7 +398,8 @@ def train_recipe(job: dict) -> dict:
                         "test_acc": test_acc, "lr": lr,
                         "epoch_time_s": time.perf_counter() - start})
         _write_json(workdir / "history.json", history)
-    return {"status": "ok", "epochs": len(history), "device_kind": device_name(device)}
+    return {"status": "ok", "epochs": len(history), "device_kind": device_name(device),
+            "settings": settings()}
 
 
 def _to_device(images, labels, limit, device):

@@ -48,10 +48,12 @@ def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
         last = next((l for l in reversed(output.splitlines()) if l.strip()), "")
         return {**result, "status": "failed",
                 "reason": f"exit code {child.returncode}: {last.strip()[:300]}"}
-    reported = _reported_result(output)
+    reported = _reported_result(output) or {}
     if reported and reported.get("status") != "ok":
         return {**result, **reported, "wall_s": wall}
-    return {**result, "status": "ok"}
+    # A PyTorch child reports the settings it read back; jaxnin's recipes report none here.
+    return {**result, "status": "ok",
+            **({"settings": reported["settings"]} if "settings" in reported else {})}
 
 
 def cold_env(cache_root: Path) -> dict:

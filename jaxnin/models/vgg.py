@@ -3,16 +3,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxnin.models.layers import Conv, Dense, MaxPool, flatten, require_input_size
-
-# 'M' is MaxPool 2/2; a number is Conv3x3 pad 1 -> ReLU with that many channels.
-CONFIGS = {
-    "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-          512, 512, 512, "M"),
-    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-          512, 512, 512, 512, "M"),
-}
+from jaxnin.vgg_cfgs import CONFIGS  # seed 004's cfgs, shared with the bench's PyTorch VGG
 
 
 class VGG(nn.Module):
