@@ -350,3 +350,10 @@ def test_bad_flags_are_one_line_before_anything_runs(flags, says, tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith(f"error: {says}") and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_time_to_accuracy_children_start_cold(tmp_path, monkeypatch):
+    """jaxnin's own compilation cache (on by default) is off for a cold-start child."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "warm"))
+    env = tta.cold_env(tmp_path / "caches")
+    assert env["JAXNIN_COMPILE_CACHE"] == "0" and "JAX_COMPILATION_CACHE_DIR" not in env

@@ -31,7 +31,7 @@ from jaxnin.cli import ArgumentParser
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet
-from jaxnin.train.config import TrainConfig
+from jaxnin.train.config import TrainConfig, add_flags, given, option
 
 # model -> the recipe whose optimizer, lr and model options its throughput runs use.
 RECIPES = {"nin": fashion_nin.DEFAULTS, "vgg11": fashion_vgg.DEFAULTS,
@@ -125,6 +125,8 @@ class Settings:
 
     @classmethod
     def from_args(cls, args) -> "Settings":
+        """The settings of parsed flags (or of a BenchOptions)."""
+        args = args if isinstance(args, BenchOptions) else BenchOptions.from_args(args)
         if args.cpu_compare:
             return cls.cpu_compared(args)
         models = _choices(args.models, RECIPES, "--models")
@@ -168,11 +170,10 @@ class Settings:
         """--cpu-compare: CPU_COMPARE's sizes, jaxnin fp32 strict against the student loop."""
         if args.tiny:
             raise JaxninError("--cpu-compare and --tiny exclude each other: drop one")
-        plain = cls.from_args(argparse.Namespace(**{
-            **vars(args), "cpu_compare": False, "models": ",".join(CPU_COMPARE),
-            "batch_sizes": None, "resize": None, "steps": None, "dtypes": "float32",
-            "precisions": "strict", "torch_variants": "cpu", "skip_tta": True,
-            "tta_only": False, "repeats": args.repeats or 2}))
+        plain = cls.from_args(dataclasses.replace(
+            args, cpu_compare=False, models=",".join(CPU_COMPARE), batch_sizes=None,
+            resize=None, steps=None, dtypes="float32", precisions="strict",
+            torch_variants="cpu", skip_tta=True, tta_only=False, repeats=args.repeats or 2))
         return dataclasses.replace(
             plain, cpu_compare=True,
             batch_sizes={m: (c["batch_size"],) for m, c in CPU_COMPARE.items()},
@@ -428,57 +429,66 @@ def _positive_ints(text: str, flag: str) -> list[int]:
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """The bench's command line, each option declared once (as a recipe's TrainConfig is)."""
+    models: str = option("nin,vgg11,lenet", "comma-separated")
+    batch_sizes: str | None = option(None, "comma-separated, for every model [nin 128,512; "
+                                     "vgg11 128; lenet 256]")
+    resize: int | None = option(None, "input size for NiN and VGG [224; --tiny: 67 and 32]")
+    steps: int | None = option(None, "training steps per timed epoch [nin, vgg11 50; lenet 200]")
+    repeats: int | None = option(None, "timed epochs per measurement, after one warm-up [3]")
+    dtypes: str = option(",".join(DTYPES), "jaxnin's compute dtypes, comma-separated; params "
+                         "stay float32")
+    precisions: str = option(",".join(policy.PRECISIONS), "fp32 matmul/conv policies, each run "
+                             "on both sides; a CPU records tf32 rows without running them (cpu: "
+                             "no tf32)")
+    cpu_compare: bool = option(False, "issue 17's CPU table: LeNet b16 one epoch of 3,750 steps "
+                               "and NiN@67 b128 on 4,096 examples, jaxnin fp32 strict against "
+                               "the plain PyTorch CPU loop, 2 timed epochs, no time to accuracy")
+    tiny: bool = option(False, "CPU-sized: small batches, NiN at 67, VGG at 32 with width/8, a "
+                        "few steps, no torch.compile, 1-epoch time-to-accuracy on 256 images")
+    no_torch: bool = option(False, "run the jaxnin side only")
+    torch_variants: str = option(",".join(TORCH_VARIANTS), "comma-separated; cpu runs where the "
+                                 "device is the CPU")
+    no_compile: bool = option(False, "tuned PyTorch without torch.compile")
+    compile_mode: str = option("default", "torch.compile mode for tuned")
+    num_workers: int = option(4, "DataLoader workers of the seed pipeline")
+    skip_tta: bool = option(False, "throughput only")
+    tta_only: bool = option(False, "time to accuracy only")
+    tta_recipes: str = option("nin,lenet", "comma-separated")
+    tta_dtype: str = option("float32", "compute dtype of both sides' time-to-accuracy runs (the "
+                            "recipes')", choices=DTYPES)
+    tta_precision: str = option("tf32", "fp32 policy of both sides' time-to-accuracy runs "
+                                "(tf32: JAX's GPU default)", choices=policy.PRECISIONS)
+    epochs: int | None = option(None, "time to accuracy: cut the recipes to N epochs")
+    limit_train: int | None = option(None, "time to accuracy: first N training images only")
+    limit_test: int | None = option(None, "time to accuracy: first N test images only")
+    tta_timeout: float = option(300.0, "seconds before a time-to-accuracy run is stopped")
+    job_timeout: float = option(600.0, "seconds before a throughput child is stopped")
+    data_dir: str | None = option(None, "folder with the MNIST-format .gz files, for time to "
+                                  "accuracy (default: $JAXNIN_DATA_DIR; the NumPy cache in "
+                                  "$JAXNIN_CACHE_DIR is used first)")
+    peak_tflops: float | None = option(None, "bf16 peak for MFU where the device is not in the "
+                                       "table (jaxnin.bench.peaks)")
+    profile: bool = option(False, "trace one more jaxnin epoch per measurement (jax.profiler, "
+                           "into <out>/profiles/) and report the kernels that dominate it")
+    in_process: bool = option(False, "measure jaxnin in this process, not one child per job (CPU "
+                              "runs and tests; on a GPU, JAX would hold the memory PyTorch "
+                              "needs)")
+    out: str = option("experiments/bench", "output folder")
+
+    @classmethod
+    def from_args(cls, args) -> "BenchOptions":
+        return dataclasses.replace(cls(), **given(args, cls))
+
+
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m jaxnin.bench", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = p.add_argument
-    add("--models", default="nin,vgg11,lenet", help="comma-separated [nin,vgg11,lenet]")
-    add("--batch-sizes", help="comma-separated, for every model [nin 128,512; vgg11 128; "
-        "lenet 256]")
-    add("--resize", type=int, help="input size for NiN and VGG [224; --tiny: 67 and 32]")
-    add("--steps", type=int, help="training steps per timed epoch [nin, vgg11 50; lenet 200]")
-    add("--repeats", type=int, help="timed epochs per measurement, after one warm-up [3]")
-    add("--dtypes", default=",".join(DTYPES), help="jaxnin's compute dtypes, comma-separated "
-        "[float32,bfloat16]; params stay float32")
-    add("--precisions", default=",".join(policy.PRECISIONS),
-        help="fp32 matmul/conv policies, each run on both sides [strict,tf32]; a CPU records "
-             "tf32 rows without running them (cpu: no tf32)")
-    add("--cpu-compare", action="store_true", help="issue 17's CPU table: LeNet b16 one epoch "
-        "of 3,750 steps and NiN@67 b128 on 4,096 examples, jaxnin fp32 strict against the "
-        "plain PyTorch CPU loop, 2 timed epochs, no time to accuracy")
-    add("--tiny", action="store_true", help="CPU-sized: small batches, NiN at 67, VGG at 32 "
-        "with width/8, a few steps, no torch.compile, 1-epoch time-to-accuracy on 256 images")
-    add("--no-torch", action="store_true", help="run the jaxnin side only")
-    add("--torch-variants", default=",".join(TORCH_VARIANTS),
-        help="comma-separated [seed_pipeline,fp32,tuned,cpu]; cpu runs where the device is "
-             "the CPU")
-    add("--no-compile", action="store_true", help="tuned PyTorch without torch.compile")
-    add("--compile-mode", default="default", help="torch.compile mode for tuned [default]")
-    add("--num-workers", type=int, default=4, help="DataLoader workers of the seed pipeline [4]")
-    add("--skip-tta", action="store_true", help="throughput only")
-    add("--tta-only", action="store_true", help="time to accuracy only")
-    add("--tta-recipes", default="nin,lenet", help="comma-separated [nin,lenet]")
-    add("--tta-dtype", choices=("float32", "bfloat16"), default="float32",
-        help="compute dtype of both sides' time-to-accuracy runs [float32, the recipes']")
-    add("--tta-precision", choices=policy.PRECISIONS, default="tf32",
-        help="fp32 policy of both sides' time-to-accuracy runs [tf32: JAX's GPU default]")
-    add("--epochs", type=int, help="time to accuracy: cut the recipes to N epochs")
-    add("--limit-train", type=int, help="time to accuracy: first N training images only")
-    add("--limit-test", type=int, help="time to accuracy: first N test images only")
-    add("--tta-timeout", type=float, default=300.0,
-        help="seconds before a time-to-accuracy run is stopped [300]")
-    add("--job-timeout", type=float, default=600.0,
-        help="seconds before a throughput child is stopped [600]")
-    add("--data-dir", help="folder with the MNIST-format .gz files, for time to accuracy "
-        "(default: $JAXNIN_DATA_DIR; the NumPy cache in $JAXNIN_CACHE_DIR is used first)")
-    add("--peak-tflops", type=float, help="bf16 peak for MFU where the device is not in the "
-        "table (jaxnin.bench.peaks)")
-    add("--profile", action="store_true", help="trace one more jaxnin epoch per measurement "
-        "(jax.profiler, into <out>/profiles/) and report the kernels that dominate it")
-    add("--in-process", action="store_true", help="measure jaxnin in this process, not one "
-        "child per job (CPU runs and tests; on a GPU, JAX would hold the memory PyTorch needs)")
-    add("--out", default="experiments/bench", help="output folder [experiments/bench]")
-    add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_flags(p, BenchOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line "
+                   "errors")
     return p
 
 

@@ -60,12 +60,13 @@ def cold_env(cache_root: Path) -> dict:
     """This environment with every compilation cache either side would reuse emptied.
 
     PyTorch keeps Inductor's and Triton's kernels on disk between processes (the throughput
-    runs fill them); JAX reuses compiled programs where JAX_COMPILATION_CACHE_DIR is set. A cold
-    start gets none of them.
+    runs fill them); JAX reuses compiled programs where JAX_COMPILATION_CACHE_DIR is set, and
+    every jaxnin command keeps them under its cache folder unless JAXNIN_COMPILE_CACHE=0. A
+    cold start gets none of them.
     """
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     return env | {"TORCHINDUCTOR_CACHE_DIR": str(cache_root / "inductor"),
-                  "TRITON_CACHE_DIR": str(cache_root / "triton")}
+                  "TRITON_CACHE_DIR": str(cache_root / "triton"), "JAXNIN_COMPILE_CACHE": "0"}
 
 
 def time_to_target(history: list[dict], target: float | None) -> float | None:
