@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-GRACE_S = 8.0  # clusters give 10-30 s between SIGTERM and SIGKILL
+GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
 _state = {"installed": False, "checkpoints": None, "watcher": None}
 
