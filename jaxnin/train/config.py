@@ -53,11 +53,11 @@ class TrainConfig:
     eval_batch_size: int = option(500, "evaluation batch size")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
     lr: float = option(0.1, "(initial) learning rate")
-    momentum: float = option(0.9, "for --optimizer momentum")
+    momentum: float = option(0.9, "for --optimizer momentum, in [0, 1)")
     schedule: str = option("constant", "lr schedule; step is PyTorch's StepLR per epoch",
                            choices=SCHEDULES)
     step_size: int = option(10, "StepLR: epochs between decays")
-    gamma: float = option(0.1, "StepLR: decay factor")
+    gamma: float = option(0.1, "StepLR: decay factor, in (0, 1]")
     resize: int | None = option(224, "resize images to this square size on the device; 0 keeps "
                                 "the stored size", convert=_keep_stored_size)
     dtype: str = option("float32", "compute dtype; params stay float32", choices=DTYPES)
