@@ -88,7 +88,11 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_MAX_BYTES)
+    try:  # JAX bounds the cache only with filelock; without it, setting a bound breaks it
+        import filelock  # noqa: F401
+        jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_MAX_BYTES)
+    except ImportError:
+        pass
 
 
 def _say(line: str, code: int) -> int:

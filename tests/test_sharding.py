@@ -98,7 +98,8 @@ def assert_same_training(history, reference, replica=None, epochs=2):
         assert got["test_examples"] == want["test_examples"] == 50  # padding never counted
         for key in METRICS:
             value = got[key] if replica is None else got["per_seed"][key][replica]
-            assert value == pytest.approx(want[key], abs=1e-5), (got["epoch"], key)
+            # all-reduced gradients sum in another order than one device's
+            assert value == pytest.approx(want[key], abs=1e-4), (got["epoch"], key)
 
 
 def test_eight_devices_train_as_one_and_compile_only_in_the_first_epoch(tmp_path_factory,

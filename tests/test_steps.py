@@ -59,19 +59,21 @@ def test_eval_counts_all_10000_test_examples_with_a_ragged_batch(fashion):
 
 
 def test_train_steps_lower_the_loss_on_real_data(fashion):
-    """NiN, the main job's net, at its smallest input; a few Adam steps on one real batch."""
+    """NiN, the main job's net, at its smallest input; 20 Adam steps on one real batch."""
     model = create_model("nin")
     state = create_train_state(model, make_optimizer("adam", optax.constant_schedule(2e-3)),
                                jax.random.key(0), (67, 67, 1))
     batch = {"image": jnp.asarray(fashion.train_images[:64]),
              "label": jnp.asarray(fashion.train_labels[:64])}
     losses = []
-    for step in range(12):
+    for step in range(20):
         state, sums = train_step(state, batch, jax.random.key(step), 67)
         losses.append(float(sums["loss_sum"] / sums["count"]))
-    assert losses[-1] < losses[0] - 0.1, losses  # ln(10) = 2.303 to about 2.16
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
-    assert int(state.step) == 12
+    # ln(10) = 2.303 falls by more than 0.1; step to step dropout adds noise, so the trend
+    # is read from the ends
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1, losses
+    assert int(state.step) == 20
 
 
 def test_fused_epoch_equals_stepwise_epoch(fashion):

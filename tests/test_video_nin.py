@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faults import diverging_in
 from jaxnin.experiments import video_nin
 
 CLASSES = ("hello", "no", "thanks")
@@ -85,15 +86,16 @@ def test_end_to_end_on_tiny_clips(clips_dir, tmp_path):
     assert (workdir / "predictions.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_divergence_stops_in_one_line_keeping_the_best(clips_dir, tmp_path):
-    """Epoch 1 trains at lr 0.01; StepLR then multiplies it by 1e6, as seed 000's NaN loss."""
-    cache = tmp_path / "cache"
+def test_divergence_stops_in_one_line_keeping_the_best(clips_dir, tmp_path, monkeypatch,
+                                                       capsys):
+    """Epoch 1 trains, epoch 2's loss is NaN, as seed 000's lr 0.01 blow-up."""
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(tmp_path / "cache"))
+    diverging_in(2, monkeypatch)
     workdir = tmp_path / "run"
-    result = run(["--clips-dir", str(clips_dir), "--workdir", str(workdir), "--epochs", "4",
-                  "--lr", "0.01", "--schedule", "step", "--step-size", "1", "--gamma", "1e6",
-                  *TINY], cache, tmp_path)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    code = video_nin.RECIPE.main(["--clips-dir", str(clips_dir), "--workdir", str(workdir),
+                                  "--epochs", "4", "--lr", "0.01", *TINY])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
     assert "diverged in epoch 2" in lines[0] and "lower --lr" in lines[0]
     assert (workdir / "checkpoints" / "best_loss" / "1").is_dir()
     assert not (workdir / "checkpoints" / "best_loss" / "2").exists()
