@@ -13,7 +13,6 @@
 import atexit
 import faulthandler
 import os
-import select
 import signal
 import subprocess
 import sys
