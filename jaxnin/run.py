@@ -89,10 +89,9 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
 
 def _writers(workdir: Path, config: TrainConfig, history: list[dict]):
     """The history first (see train_epochs), then what process 0 shows and draws."""
-    history_file = HistoryFile(workdir, history)
+    history_file = HistoryFile(workdir, history, write=is_primary())
     console = Console(config.epochs)
     if not is_primary():  # the others keep the history in memory only
-        history_file.path = Path(os.devnull)
         return [history_file], _Quiet()
     title = f"{config.model} on {config.dataset}"
     return [history_file, console, TensorBoard(workdir),

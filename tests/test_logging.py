@@ -36,3 +36,12 @@ def test_importing_the_engine_leaves_matplotlib_and_tensorboardx_alone():
     assert loaded == ["False", "False", "False"]
     backend = "import matplotlib; print(matplotlib.get_backend())"
     assert child("import jaxnin.run; " + backend) == child(backend)
+
+
+def test_a_history_that_does_not_write_keeps_it_in_memory_only(tmp_path):
+    """Processes other than 0 of a multi-process run keep the history without writing it."""
+    from jaxnin.report.logging import HistoryFile
+
+    quiet = HistoryFile(tmp_path, [], write=False)
+    quiet.epoch({"epoch": 1, "train_loss": 0.5})
+    assert quiet.history == [{"epoch": 1, "train_loss": 0.5}] and not list(tmp_path.iterdir())

@@ -15,15 +15,21 @@ import numpy as np
 
 
 class HistoryFile:
-    """history.json, rewritten atomically after every epoch; `history` is what it holds."""
+    """history.json, rewritten atomically after every epoch; `history` is what it holds.
 
-    def __init__(self, workdir: Path, history: list[dict]):
+    With `write=False` (processes other than 0 of a multi-process run) it only keeps the
+    history in memory.
+    """
+
+    def __init__(self, workdir: Path, history: list[dict], write: bool = True):
         self.path = Path(workdir) / "history.json"
         self.history = list(history)
+        self._write = write
 
     def epoch(self, record: dict, state=None) -> None:
         self.history.append(record)
-        write_json(self.path, self.history)
+        if self._write:
+            write_json(self.path, self.history)
 
     def close(self) -> None:
         pass
