@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -117,3 +118,15 @@ def _quiet_libraries(debug: bool) -> None:
     # Libraries' deprecation and user warnings speak to developers: shown with --debug only.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.WARNING if debug else logging.CRITICAL)
+    if not debug:
+        # After a failure that jaxnin reports in its own line (a full disk, say), Orbax's and
+        # tensorstore's callbacks on other threads fail too ("Event loop is closed") and print
+        # bare tracebacks through these hooks; run_main handles everything of the main thread.
+        sys.excepthook = _stray_traceback
+        threading.excepthook = lambda args: _stray_traceback(args.exc_type, args.exc_value,
+                                                              args.exc_traceback)
+
+
+def _stray_traceback(kind, value, traceback) -> None:
+    logging.getLogger("jaxnin.stray").debug("a library thread failed: %s: %s", kind.__name__,
+                                            value)
