@@ -122,9 +122,13 @@ def _quiet_libraries(debug: bool) -> None:
         # After a failure that jaxnin reports in its own line (a full disk, say), Orbax's and
         # tensorstore's callbacks on other threads fail too ("Event loop is closed") and print
         # bare tracebacks through these hooks; run_main handles everything of the main thread.
+        # tensorstore reports them from its C++ threads with PyErr_WriteUnraisable, which
+        # prints a bare traceback through sys.unraisablehook (seen in CI after a full disk).
         sys.excepthook = _stray_traceback
         threading.excepthook = lambda args: _stray_traceback(args.exc_type, args.exc_value,
                                                               args.exc_traceback)
+        sys.unraisablehook = lambda args: _stray_traceback(args.exc_type, args.exc_value,
+                                                            args.exc_traceback)
 
 
 def _stray_traceback(kind, value, traceback) -> None:

@@ -28,7 +28,7 @@ import pytest
 
 from conftest import require_shared_data
 from jaxnin.data import DATASETS, ImageDataset, load_dataset, vision
-from jaxnin.data.dataset import resolve_cache_dir
+from jaxnin.data.dataset import resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -582,3 +582,33 @@ def test_import_does_not_load_tensorflow():
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_an_interrupt_right_after_the_scratch_folder_is_made_leaves_nothing(tmp_path,
+                                                                            monkeypatch):
+    """The window tempfile.mkdtemp left open: its mkdir done, its caller's `try` not yet entered."""
+    (tmp_path / "cache").mkdir()
+    made = Path.mkdir
+
+    def mkdir_then_interrupted(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with scratch_beside(tmp_path / "cache" / "entry", "unused"):
+            pass
+    monkeypatch.undo()
+    assert list((tmp_path / "cache").iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):
+        with scratch_beside(tmp_path / "entry", "unused") as scratch:
+            (scratch / "half-written").write_text("x")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == [tmp_path / "cache"]
+
+
+def test_a_scratch_folder_that_cannot_be_made_is_one_line_with_the_hint(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(JaxninError, match=r"cannot write in .*a_file .*: set THIS"):
+        with scratch_beside(tmp_path / "a_file" / "entry", "set THIS"):
+            pass

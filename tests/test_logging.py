@@ -45,3 +45,31 @@ def test_a_history_that_does_not_write_keeps_it_in_memory_only(tmp_path):
     quiet = HistoryFile(tmp_path, [], write=False)
     quiet.epoch({"epoch": 1, "train_loss": 0.5})
     assert quiet.history == [{"epoch": 1, "train_loss": 0.5}] and not list(tmp_path.iterdir())
+
+
+STRAY = """
+import sys, threading
+from jaxnin.cli import run_main
+
+class Callback:  # a library object whose finaliser fails, as tensorstore's do after a full disk
+    def __del__(self):
+        raise RuntimeError("Event loop is closed")
+
+def main(argv):
+    Callback()  # reported through sys.unraisablehook
+    worker = threading.Thread(target=lambda: 1 / 0)  # through threading.excepthook
+    worker.start(); worker.join()
+    print("done")
+
+sys.exit(run_main(main, sys.argv[1:]))
+"""
+
+
+def test_library_threads_failing_after_the_error_stay_off_stderr_unless_debug():
+    """Without the hooks, each prints a bare traceback under the run's one error line."""
+    child = lambda *argv: subprocess.run([sys.executable, "-c", STRAY, *argv],
+                                         capture_output=True, text=True, timeout=120)
+    quiet, debug = child(), child("--debug")
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "done"
+    assert quiet.stderr == "", quiet.stderr
+    assert "Event loop is closed" in debug.stderr and "ZeroDivisionError" in debug.stderr

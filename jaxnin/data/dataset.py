@@ -5,9 +5,13 @@ loaders (jaxnin.data.vision for MNIST / Fashion-MNIST, jaxnin.data.video for cli
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import secrets
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -50,3 +54,23 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
                 f"cache folder {path} cannot be created: {candidate} is {what}; set "
                 "JAXNIN_CACHE_DIR to a folder (one that exists or can be made)")
     return path
+
+
+@contextlib.contextmanager
+def scratch_beside(target: Path, hint: str) -> Iterator[Path]:
+    """A new hidden folder beside `target` (same file system, so it can be renamed into place),
+    removed on every exit unless it was renamed away. `hint` says what to do if it cannot be
+    made.
+
+    The name is chosen before the folder is made, inside the `try`: with tempfile.mkdtemp an
+    interrupt between its mkdir and the `try` left the folder behind (seen in CI).
+    """
+    scratch = target.parent / f".{target.name}-{secrets.token_hex(4)}"
+    try:
+        try:
+            scratch.mkdir(parents=True)
+        except OSError as err:
+            raise JaxninError(f"cannot write in {target.parent} ({err.strerror}): {hint}") from None
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from jaxnin.cli import ArgumentParser, run_main
+from jaxnin.data.dataset import scratch_beside
 from jaxnin.errors import JaxninError
 
 MOTIONS = ("circle", "down", "left", "right", "up", "wave", "zoom_in", "zoom_out")
@@ -52,16 +51,13 @@ def write_sample_clips(out_dir: str | os.PathLike, clips_per_class: int = 50, si
         raise JaxninError(f"--size must be even and at least 16 (yuv420p needs even sides), "
                           f"got {size}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with scratch_beside(out, "choose an OUT_DIR in a writable folder") as work:
         rng = np.random.default_rng(seed)
         for motion in MOTIONS:
             (work / motion).mkdir()
             for number in range(clips_per_class):
                 writer(work / motion / f"{motion}_{number:03d}", render_clip(motion, size, rng))
         os.rename(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return out
 
 

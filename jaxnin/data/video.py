@@ -22,14 +22,13 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from jaxnin.data import clips
-from jaxnin.data.dataset import ImageDataset, resolve_cache_dir
+from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
 
 log = logging.getLogger(__name__)
@@ -162,15 +161,11 @@ def _decode_into_cache(root: Path, found: list[Clip], frames: int, size: int,
     log.info("decoding %d clips from %s (%d frames of %dx%d each) ...", len(found), root,
              frames, size, size)
     start = time.perf_counter()
-    work = _scratch_dir(entry)
-    try:
+    with scratch_beside(entry, "set JAXNIN_CACHE_DIR to a writable folder") as work:
         meta = _decode(root, found, frames, size, work)
         meta["root"] = str(root)
         (work / "meta.json").write_text(json.dumps(meta))
-        entry = _publish(work, entry)
-    finally:
-        if work.exists() and work != entry:
-            shutil.rmtree(work, ignore_errors=True)
+        _publish(work, entry)
     log.info("decoded %d clips in %.1f s; cached in %s", sum(meta["counts"].values()),
              time.perf_counter() - start, entry)
     _report_decoding(meta)
@@ -335,15 +330,6 @@ def _read_cache(entry: Path) -> ImageDataset | None:
     return ImageDataset(name=NAME, train_images=images["train"], train_labels=labels["train"],
                         test_images=images["test"], test_labels=labels["test"],
                         class_names=tuple(meta["class_names"]), source="cache")
-
-
-def _scratch_dir(entry: Path) -> Path:
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
-    except OSError as err:
-        raise JaxninError(f"cannot write the clips cache in {entry.parent} ({err.strerror}): "
-                          "set JAXNIN_CACHE_DIR to a writable folder") from None
 
 
 def _publish(work: Path, entry: Path) -> Path:

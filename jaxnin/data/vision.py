@@ -40,9 +40,9 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import ssl
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxnin.data.dataset import ImageDataset, resolve_cache_dir
+from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
 
 log = logging.getLogger(__name__)
@@ -361,13 +361,15 @@ def _save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
     # Readers, perhaps in another process, never see a half-written file, and an interrupted
     # write (Ctrl-C, a SIGTERM turned into an exception) leaves no hidden .tmp behind.
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    # The name is chosen before the file exists, so an interrupt cannot fall between its
+    # creation and the `try` (as it could with tempfile.mkstemp).
+    tmp = path.parent / f".{path.stem}-{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as tmp:
-            np.savez(tmp, **arrays)
-        os.replace(tmp_name, path)
+        with open(tmp, "xb") as out:
+            np.savez(out, **arrays)
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -420,7 +422,7 @@ def _download(tfds: Any, name: str, folder: Path) -> None:
         )
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Everything is written inside a hidden folder beside the target, removed on any exit.
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{name}-") as scratch:
+    with scratch_beside(folder, "set JAXNIN_CACHE_DIR to a writable folder") as scratch:
         manager = tfds.download.DownloadManager(
             download_dir=scratch, url_infos=registered, force_checksums_validation=True)
         try:
