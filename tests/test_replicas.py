@@ -12,29 +12,21 @@ import pytest
 from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
 from jaxnin.errors import JaxninError
-from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
-from jaxnin.train.factories import initial_state
 from jaxnin.train.run_dir import restore_checkpoint
 from jaxnin.train.replicas import epoch_metrics, run_keys, seed_results
 from jaxnin.train.steps import create_train_state, evaluate, replica_count, train_epoch
 from jaxnin.train.optim import make_optimizer
+from alike import assert_trained_alike, fresh_state, latest_params
 from synthetic import random_dataset
 
 # A VGG small enough for the CPU, with dropout, so that init, shuffles and dropout masks must
 # all match per seed.
-TINY_VGG = TrainConfig(model="vgg11", model_options={"width_divisor": 16, "dropout": 0.5},
+TINY_VGG = TrainConfig(model="vgg11", model_options={"width_divisor": 16, "hidden": 64,
+                                                     "dropout": 0.5},
                        resize=32, epochs=2, batch_size=16, lr=0.05, eval_batch_size=32,
                        seed=5, seeds=2)
-
-
-def latest_params(workdir, config, data):
-    fresh, _ = initial_state(config, data, to_device(data.train_images, data.train_labels, 8))
-    store = CheckpointStore(workdir / "checkpoints", config.best)
-    state, _ = store.restore("latest", fresh)
-    store.close()
-    return jax.device_get(state.params)
 
 
 def test_replica_i_equals_the_single_run_with_seed_i(tmp_path):
@@ -48,13 +40,13 @@ def test_replica_i_equals_the_single_run_with_seed_i(tmp_path):
             for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
                 assert epoch_together["per_seed"][key][i] == pytest.approx(
                     epoch_alone[key], abs=1e-5), (seed, key)
-        # vmapped convolutions are grouped ones: the same sums in another order, so 1e-5.
-        alone_params = latest_params(tmp_path / f"seed{seed}", alone_config, data)
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], stacked), alone_params,
-                                    atol=1e-5)
-        # predict and the ONNX export pick a seed's model out of the run the same way
+        # vmapped convolutions are grouped ones: the same sums in another order
+        replica = jax.tree.map(lambda x: x[i], stacked)
+        assert_trained_alike(replica, latest_params(tmp_path / f"seed{seed}", alone_config, data),
+                             fresh_state(alone_config, data).params)
+        # predict and the ONNX export pick a seed's model out of the run: this replica's
         picked = restore_checkpoint(tmp_path / "together", TINY_VGG, data, ("latest",), seed)
-        chex.assert_trees_all_close(jax.device_get(picked.state.params), alone_params, atol=1e-5)
+        chex.assert_trees_all_equal(jax.device_get(picked.state.params), replica)
     with pytest.raises(JaxninError, match="trained seed.s. 5, 6, not --seed 7"):
         restore_checkpoint(tmp_path / "together", TINY_VGG, data, ("latest",), 7)
 

@@ -14,20 +14,17 @@ from pathlib import Path
 import chex
 import jax
 import numpy as np
-import optax
 import pytest
 
-from jaxnin.data.pipeline import to_device
 from jaxnin.errors import JaxninError
-from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
-from jaxnin.train.factories import initial_state
 from jaxnin.train.run_dir import restore_checkpoint
 from jax.sharding import PartitionSpec as P
 
 from jaxnin.train.sharding import (check_batch_size, data_mesh, padded_to_multiple,
                                    shard_split, state_spec)
+from alike import assert_trained_alike, fresh_state, latest_params
 from synthetic import random_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,36 +79,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         return probe.getsockname()[1]
-
-
-def fresh_state(config, data):
-    state, _ = initial_state(config, data, to_device(data.train_images, data.train_labels, 8))
-    return state
-
-
-def latest_params(workdir, config, data):
-    store = CheckpointStore(workdir / "checkpoints", config.best)
-    state, _ = store.restore("latest", fresh_state(config, data))
-    store.close()
-    return jax.device_get(state.params)
-
-
-def assert_trained_alike(got, want, start, within=0.1):
-    """`got` and `want` moved from `start` alike: apart by at most `within` of how far `want`
-    moved (global norms).
-
-    All-reduced gradients sum in another order than one device's, about 1e-8 apart; where a
-    ReLU or max-pool input lies that close to its kink (with dropout on, the tiny VGG below
-    met one in its second step for the run's key, none for keys 0-7), the step takes another
-    branch and the runs drift apart from then on: 2.0 % of the movement after 6 steps, the
-    largest difference 3.8e-4 on a bias (measured 2026-12-01, 2-core CPU, jax 0.10.2). A real
-    fault (other dropout masks or shuffles per device, a gradient not averaged) moves them
-    apart by the order of the movement itself.
-    """
-    start = jax.device_get(start)
-    moved = optax.global_norm(jax.tree.map(np.subtract, want, start))
-    apart = optax.global_norm(jax.tree.map(np.subtract, got, want))
-    assert float(apart) <= within * float(moved), (float(apart), float(moved))
 
 
 def assert_same_training(history, reference, replica=None):

@@ -95,3 +95,19 @@ def test_epoch_is_deterministic_in_its_key(fashion):
     c, _ = train_epoch(lenet_state(), train, jax.random.key(6), 32)
     chex.assert_trees_all_equal(a.params, b.params)
     assert not np.allclose(a.params["conv1"]["kernel"], c.params["conv1"]["kernel"])
+
+
+def test_the_unoptimised_init_gives_the_bits_of_the_optimised_one():
+    """create_train_state compiles its one-off init without XLA's optimisations on the CPU (see
+    _init_compiler_options); every recorded seed's init must stay what it was. (VGG's init is
+    left out: its optimised compile alone takes 17 s.)"""
+    tx = make_optimizer("momentum", optax.constant_schedule(0.1), 0.9)
+    for name, options, shape in [("nin", {"num_1x1": 1}, (67, 67, 3)), ("lenet", {}, (28, 28, 1))]:
+        model = create_model(name, num_classes=10, **options)
+        optimised = jax.jit(lambda key: model.init(key, jnp.zeros((1, *shape)))["params"])
+        state = create_train_state(model, tx, jax.random.key(3), shape)
+        chex.assert_trees_all_equal(state.params, optimised(jax.random.key(3)))
+    keys = jnp.stack([jax.random.key(5), jax.random.key(6)])  # --seeds: vmapped, the same bits
+    stacked = create_train_state(model, tx, keys, shape)
+    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], stacked.params),
+                                optimised(jax.random.key(6)))
