@@ -40,10 +40,12 @@ def test_replica_i_equals_the_single_run_with_seed_i(tmp_path):
             for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
                 assert epoch_together["per_seed"][key][i] == pytest.approx(
                     epoch_alone[key], abs=1e-5), (seed, key)
-        # vmapped convolutions are grouped ones: the same sums in another order
         replica = jax.tree.map(lambda x: x[i], stacked)
-        assert_trained_alike(replica, latest_params(tmp_path / f"seed{seed}", alone_config, data),
-                             fresh_state(alone_config, data).params)
+        alone_params = latest_params(tmp_path / f"seed{seed}", alone_config, data)
+        if jax.default_backend() == "cpu":  # K copies of the single run's program: its bits
+            chex.assert_trees_all_equal(replica, alone_params)
+        else:  # vmapped convolutions are grouped ones: the same sums in another order
+            assert_trained_alike(replica, alone_params, fresh_state(alone_config, data).params)
         # predict and the ONNX export pick a seed's model out of the run: this replica's
         picked = restore_checkpoint(tmp_path / "together", TINY_VGG, data, ("latest",), seed)
         chex.assert_trees_all_equal(jax.device_get(picked.state.params), replica)

@@ -48,8 +48,31 @@ def replica_count(state: TrainState) -> int | None:
 
 
 def _over_replicas(fn, replicated: bool, in_axes):
-    """`fn` vmapped over the replica axis where there is one; `fn` itself otherwise."""
-    return jax.vmap(fn, in_axes=in_axes) if replicated else fn
+    """`fn` over the replica axis where there is one (every argument's leading axis, or those
+    `in_axes` names 0); `fn` itself otherwise.
+
+    vmapped, except on the CPU: there XLA makes a vmapped convolution one grouped convolution,
+    which ran 3.4x slower than K separate ones for NiN at 67x67 (2 replicas of batch 64: 3.3 s
+    against 0.98 s a step on 2 cores; a lax.map was slower still), so the K replicas are K
+    copies of `fn` side by side in the one program.
+    """
+    if not replicated:
+        return fn
+    if jax.default_backend() != "cpu":
+        return jax.vmap(fn, in_axes=in_axes)
+    return _side_by_side(fn, in_axes)
+
+
+def _side_by_side(fn, in_axes):
+    """What jax.vmap(fn, in_axes) computes, as one copy of `fn` per index of the axis."""
+    def mapped(*args):
+        axes = (in_axes,) * len(args) if isinstance(in_axes, int) else in_axes
+        count = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, axes) if ax == 0)
+        pick = lambda i: [jax.tree.map(lambda x: x[i], a) if ax == 0 else a
+                          for a, ax in zip(args, axes)]
+        outs = [fn(*pick(i)) for i in range(count)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    return mapped
 
 
 @functools.partial(jax.jit, static_argnames="resize", donate_argnames="state")
