@@ -305,6 +305,7 @@ def run_record(config: TrainConfig, data: ImageDataset, mesh, workdir: Path,
         "dataset": {"name": data.name, "class_names": list(data.class_names)},
         "command": segments[0]["command"] if segments else segment["command"],
         "jax_version": jax.__version__, "python": platform.python_version(),
+        "versions": library_versions(), "host": host_record(),
         "device_kind": device.device_kind, "platform": device.platform,
         "device_count": jax.device_count(), "process_count": jax.process_count(),
         "mesh": None if mesh is None else mesh_record(mesh),
@@ -312,6 +313,39 @@ def run_record(config: TrainConfig, data: ImageDataset, mesh, workdir: Path,
         "started": segments[0]["started"] if segments else segment["started"],
         "segments": [*segments, segment],
     }
+
+
+# What a run's numbers can depend on besides the code: a recorded CPU run was not reproduced
+# bit for bit in another session with the same code and jax, and its run.json could not say why.
+RECORDED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "av",
+                      "tensorflow-datasets")
+
+
+def library_versions() -> dict:
+    """The installed version of each library in RECORDED_LIBRARIES (None where absent)."""
+    from importlib import metadata
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+    return {name: version(name) for name in RECORDED_LIBRARIES}
+
+
+def host_record() -> dict:
+    """The CPU model, the cores this process may use, and the XLA flags it was given."""
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": usable,
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict]:

@@ -59,6 +59,8 @@ def test_a_run_leaves_history_run_record_curves_and_checkpoints(fashion, tmp_pat
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"] == TINY.to_json() and run["device_count"] >= 1
     assert {"jax_version", "device_kind", "git_commit", "command", "results"} <= set(run)
+    assert run["versions"]["flax"] and run["versions"]["numpy"] == np.__version__
+    assert run["host"]["cores"] >= 1 and run["host"]["cpu"]
     assert run["results"]["process_wall_s"] > run["results"]["train_time_s"] > 0
     for name in ("loss.png", "acc.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
