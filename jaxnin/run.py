@@ -29,6 +29,7 @@ from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
+from jaxnin.versions import installed
 
 LOCK_FILE = ".lock"
 
@@ -323,14 +324,7 @@ RECORDED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "num
 
 def library_versions() -> dict:
     """The installed version of each library in RECORDED_LIBRARIES (None where absent)."""
-    from importlib import metadata
-
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-    return {name: version(name) for name in RECORDED_LIBRARIES}
+    return {name: installed(name) for name in RECORDED_LIBRARIES}
 
 
 def host_record() -> dict:

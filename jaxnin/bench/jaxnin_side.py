@@ -4,7 +4,6 @@ Each measurement builds the recipe's model and optimizer, puts random uint8 imag
 shape (28x28x1) on the device, compiles and runs one warm-up epoch, then times whole epochs
 (`train_epoch`, resize on the device included) with `jax.block_until_ready`.
 """
-import importlib.metadata
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from jaxnin.report.summary import summarize
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
 from jaxnin.train.steps import create_train_state, train_epoch, train_step
 from jaxnin.train.timing import timed
+from jaxnin.versions import installed
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 IMAGE_SHAPE = (28, 28, 1)  # MNIST and Fashion-MNIST, as the recipes load them
@@ -41,7 +41,7 @@ def device_info(peak_tflops: float | None = None) -> dict:
     if peak_tflops:
         peak, source = peak_tflops * 1e12, "given with --peak-tflops"
     versions = {"python": platform.python_version(), "jax": jax.__version__}
-    versions |= {name: _version(name) for name in VERSIONED if _version(name)}
+    versions |= {name: installed(name) for name in VERSIONED if installed(name)}
     return {"kind": device.device_kind, "platform": device.platform,
             "count": jax.device_count(), "bf16_peak_flops": peak, "bf16_peak_source": source,
             "versions": versions, "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -80,7 +80,7 @@ def measure_throughput(job: dict) -> dict:
 def settings() -> dict:
     """What decides this process's speed, read back from JAX itself."""
     versions = {"jax": jax.__version__}
-    versions |= {name: _version(name) for name in VERSIONED if _version(name)}
+    versions |= {name: installed(name) for name in VERSIONED if installed(name)}
     return {"versions": versions, "backend": jax.default_backend(),
             "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "jit": "jax.jit (XLA)",
@@ -159,13 +159,6 @@ def peak_memory(state, split, resize, batch_size) -> dict:
             "peak_memory_source": "compiled train_step memory_analysis(): arguments + outputs "
                                   "- donated + temporaries, one step (the device reports no "
                                   "allocator peak)"}
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def probe(job: dict) -> dict:
