@@ -47,6 +47,7 @@ def mnist(shared_data, data_cache):
     return load_dataset("mnist", shared_data, cache_dir=data_cache)
 
 
+@pytest.hookimpl(optionalhook=True)  # known only where pytest-xdist is installed
 def pytest_xdist_auto_num_workers(config) -> int:
     """One worker a core, at most 4: each worker's XLA already runs a thread a core."""
     return max(1, min(4, len(os.sched_getaffinity(0))))

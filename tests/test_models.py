@@ -154,3 +154,22 @@ def test_graded_head_narrows_to_the_classes():
     rows = {r.path: r.output_shape for r in
             summarize(create_model("nin", head="graded"), (224, 224, 1)).rows}
     assert [rows[f"NiNBlock_3/Conv_{i}"][-1] for i in range(3)] == [114, 34, 10]
+
+
+def test_head_levers_change_only_the_last_block_s_start_and_its_final_relu():
+    """The dead-class levers (issue 16): same params apart from the last block's biases, and
+    logits that can go below 0 only with `linear_logits`."""
+    seed_net = init_params(create_model("nin", num_classes=8), (67, 67, 1))
+    biased = init_params(create_model("nin", num_classes=8, head_bias=0.1), (67, 67, 1))
+    head = biased.pop("NiNBlock_3")
+    assert all(np.all(conv["bias"] == np.float32(0.1)) for conv in head.values())
+    chex.assert_trees_all_equal(
+        {k: {c: v["kernel"] for c, v in b.items()} for k, b in seed_net.items()},
+        {**{k: {c: v["kernel"] for c, v in b.items()} for k, b in biased.items()},
+         "NiNBlock_3": {c: v["kernel"] for c, v in head.items()}})
+    x = -jax.random.uniform(jax.random.key(1), (4, 67, 67, 1))
+    relu_logits = create_model("nin", num_classes=8).apply({"params": seed_net}, x)
+    linear = create_model("nin", num_classes=8, linear_logits=True).apply(
+        {"params": seed_net}, x)
+    assert np.all(relu_logits >= 0) and np.any(linear < 0)
+    np.testing.assert_array_equal(np.maximum(linear, 0) > 0, relu_logits > 0)

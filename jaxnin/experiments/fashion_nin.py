@@ -29,6 +29,10 @@ class NiNOptions:
     num_1x1: int = option(NiN.num_1x1, "1x1 convs per NiN block")
     head: str = option(NiN.head, "last block: direct 384->classes as the seed, or graded",
                        choices=HEADS)
+    head_bias: float = option(NiN.head_bias, "initial bias of the last block's convs (0 as "
+                              "the seed; > 0 starts every class channel alive)")
+    linear_logits: bool = option(NiN.linear_logits, "leave out the last block's final ReLU, "
+                                 "so that no class channel can die (not the seed's net)")
 
 
 RECIPE = Recipe(prog="jaxnin.experiments.fashion_nin", description=__doc__, defaults=DEFAULTS,

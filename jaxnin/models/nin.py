@@ -1,4 +1,5 @@
 """Network in Network (Lin et al. 2013) exactly as d2l builds it (seed 001)."""
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -26,7 +27,9 @@ MIN_INPUT_SIZE = _min_input_size()  # 67
 class NiNBlock(nn.Module):
     """Conv(k, stride, pad) -> ReLU, then `num_1x1` x (Conv 1x1 -> ReLU).
 
-    `widths` gives each conv's output channels when they are not all `features` (a graded head).
+    `widths` gives each conv's output channels when they are not all `features` (a graded head);
+    `bias` is every conv's initial bias (0 as the seeds); `last_relu=False` leaves out the final
+    ReLU.
     """
     features: int
     kernel: int
@@ -34,17 +37,20 @@ class NiNBlock(nn.Module):
     padding: int
     num_1x1: int = 2
     widths: Sequence[int] | None = None
+    bias: float = 0.0
+    last_relu: bool = True
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         widths = self.widths or (self.features,) * (1 + self.num_1x1)
-        x = Conv(widths[0], (self.kernel, self.kernel), strides=self.stride,
-                 padding=self.padding, dtype=self.dtype)(x)
-        x = nn.relu(x)
+        conv = functools.partial(Conv, bias_init=nn.initializers.constant(self.bias),
+                                 dtype=self.dtype)
+        x = conv(widths[0], (self.kernel, self.kernel), strides=self.stride,
+                 padding=self.padding)(x)
         for width in widths[1:]:
-            x = nn.relu(Conv(width, (1, 1), dtype=self.dtype)(x))
-        return x
+            x = conv(width, (1, 1))(nn.relu(x))
+        return nn.relu(x) if self.last_relu else x
 
 
 class NiN(nn.Module):
@@ -56,12 +62,18 @@ class NiN(nn.Module):
       dropout: rate of the Dropout before the classifier block.
       head: "direct" cuts 384 channels to num_classes in one 3x3 conv, as the seed does;
         "graded" narrows geometrically over the last block's convs (seed 003's question).
+      head_bias: initial bias of the last block's convs. 0 is the seed's; a positive one starts
+        every class channel above the ReLU's kink, where it gets a gradient.
+      linear_logits: leave out the last block's final ReLU, so that a logit can fall below 0
+        and a class's channel cannot die at the kink (not the seed's net, so never a default).
       dtype: compute dtype; params stay float32 and the logits are returned in float32.
     """
     num_classes: int = 10
     num_1x1: int = 2
     dropout: float = 0.5
     head: str = "direct"
+    head_bias: float = 0.0
+    linear_logits: bool = False
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -73,7 +85,7 @@ class NiN(nn.Module):
             x = MaxPool(3, 2)(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = NiNBlock(self.num_classes, 3, 1, 1, self.num_1x1, widths=self._head_widths(),
-                     dtype=self.dtype)(x)
+                     bias=self.head_bias, last_relu=not self.linear_logits, dtype=self.dtype)(x)
         return GlobalAvgPool()(x).astype(jnp.float32)
 
     def _head_widths(self):
