@@ -99,7 +99,7 @@ def test_epoch_is_deterministic_in_its_key(fashion):
 
 def test_the_unoptimised_init_gives_the_bits_of_the_optimised_one():
     """create_train_state compiles its one-off init without XLA's optimisations on the CPU (see
-    _init_compiler_options); every recorded seed's init must stay what it was. (VGG's init is
+    one_off_jit); every recorded seed's init must stay what it was. (VGG's init is
     left out: its optimised compile alone takes 17 s.)"""
     tx = make_optimizer("momentum", optax.constant_schedule(0.1), 0.9)
     for name, options, shape in [("nin", {"num_1x1": 1}, (67, 67, 3)), ("lenet", {}, (28, 28, 1))]:

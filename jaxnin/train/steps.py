@@ -29,17 +29,22 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, key: 
         params = model.init(key, jnp.zeros((1, *input_shape)))["params"]
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
-    options = None if isinstance(key, jax.core.Tracer) else _init_compiler_options()
-    return jax.jit(jax.vmap(create) if key.ndim else create, compiler_options=options)(key)
+    if isinstance(key, jax.core.Tracer):  # under eval_shape (restores, costs): nothing compiles
+        return jax.jit(jax.vmap(create) if key.ndim else create)(key)
+    return one_off_jit(jax.vmap(create) if key.ndim else create)(key)
 
 
-def _init_compiler_options() -> dict | None:
-    """XLA's CPU backend spends 4-18 s optimising the init's random number generation (measured
-    on 2 cores: LeNet 4.3 s, the tests' tiny VGG 17.5 s) for a program that runs once; left
+def one_off_jit(fn):
+    """`jax.jit(fn)` for a program that runs once, such as an init.
+
+    XLA's CPU backend spends 4-18 s optimising the init's random number generation (measured on
+    2 cores: LeNet 4.3 s, the tests' tiny VGG 17.5 s) for a program that runs once; left
     unoptimised it compiles in 0.9-1.7 s and gives the same bits (tests/test_steps.py). Other
-    backends keep their defaults: their bits are not checked here. (Only a top-level jit takes
-    options; under jax.eval_shape, which restores and costs use, nothing compiles anyway.)"""
-    return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+    backends keep their defaults: their bits are not checked here. Only a top-level jit takes
+    compiler options, so call the result outside any other transformation.
+    """
+    cpu = jax.default_backend() == "cpu"
+    return jax.jit(fn, compiler_options={"xla_backend_optimization_level": 0} if cpu else None)
 
 
 def replica_count(state: TrainState) -> int | None:
