@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-from jaxnin.experiments import fashion_vgg, mnist_lenet
+from jaxnin.cli import run_main
+from jaxnin.experiments import fashion_vgg, mnist_lenet, predict
 
 
 def run(module, args, cache, cwd=None):
@@ -55,7 +56,7 @@ def test_lenet_first_epoch_on_real_mnist_learns(shared_data, mnist, data_cache, 
 
 
 def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, data_cache,
-                                                         tmp_path):
+                                                         tmp_path, capsys):
     trained = run("mnist_lenet", ["--data-dir", str(shared_data), "--tuned", "--epochs", "1",
                                   "--limit-train", "2048", "--limit-test", "500",
                                   "--workdir", str(tmp_path)], data_cache)
@@ -67,8 +68,8 @@ def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, dat
     assert lines[0].endswith('actual: "7"')  # MNIST's first test digit
     assert "best_acc checkpoint from epoch 1" in result.stdout
     assert (tmp_path / "predictions.png").read_bytes()[:4] == b"\x89PNG"
-    none = run("predict", [str(tmp_path), "--count", "0"], data_cache)
-    assert none.returncode == 2 and none.stderr.strip() == "error: --count must be at least 1, got 0"
+    assert run_main(predict.main, [str(tmp_path), "--count", "0"]) == 2  # in-process: no start-up
+    assert capsys.readouterr().err.strip() == "error: --count must be at least 1, got 0"
     every = run("predict", [str(tmp_path), "--count", "100000", "--out",
                             str(tmp_path / "all.png")], data_cache)
     assert every.returncode == 0, every.stderr
