@@ -1,0 +1,66 @@
+"""The lever x seed table of `--seeds K` runs, in Markdown.
+
+    python -m jaxnin.report.seed_table [--reach 0.90] NAME=RUN_DIR [NAME=RUN_DIR ...]
+
+Each cell is a seed's best test accuracy over its epochs (run.json's results), with its dead
+classes in the last epoch when there are any (history.json); the last columns are the mean ±
+std over seeds (ddof 0, as the runs print it), the minimum, and how many seeds reach --reach.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jaxnin.errors import JaxninError
+
+
+def read_run(folder: Path) -> dict:
+    """{"seeds", "best", "dead"} of a finished --seeds run's folder."""
+    try:
+        results = json.loads((folder / "run.json").read_text())["results"]
+        last = json.loads((folder / "history.json").read_text())[-1]
+    except (OSError, ValueError, KeyError, IndexError) as err:
+        raise JaxninError(f"{folder} holds no finished run (run.json with results and "
+                          f"history.json): {err}") from None
+    dead = last.get("per_seed", {}).get("dead_classes", [last.get("dead_classes", 0)])
+    return {"seeds": results["seeds"], "best": results["best_test_acc_per_seed"], "dead": dead}
+
+
+def row(name: str, run: dict, reach: float) -> list[str]:
+    best = np.asarray(run["best"])
+    cells = [f"{b:.3f}" + (f" ({d} dead)" if d else "") for b, d in zip(best, run["dead"])]
+    return [name, *cells, f"{best.mean():.3f} ± {best.std():.3f}", f"{best.min():.3f}",
+            f"{int((best >= reach).sum())}/{best.size}"]
+
+
+def table(runs: dict[str, dict], reach: float) -> str:
+    seeds = {tuple(run["seeds"]) for run in runs.values()}
+    if len(seeds) != 1:
+        raise JaxninError(f"the runs trained different seeds ({sorted(seeds)}): a lever table "
+                          "compares the same seeds")
+    header = ["lever", *(f"seed {s}" for s in seeds.pop()), "mean ± std", "min",
+              f"≥ {reach:.2f}"]
+    lines = [header, ["---"] * len(header), *(row(n, r, reach) for n, r in runs.items())]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def main(argv) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxnin.report.seed_table",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
+    parser.add_argument("--reach", type=float, default=0.90, help="the figure to count")
+    args = parser.parse_args(argv)
+    runs = {}
+    for spec in args.runs:
+        name, _, folder = spec.rpartition("=")
+        runs[name or folder] = read_run(Path(folder))
+    print(table(runs, args.reach))
+    return 0
+
+
+if __name__ == "__main__":
+    from jaxnin.cli import run_main
+    sys.exit(run_main(main))

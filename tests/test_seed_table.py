@@ -1,0 +1,38 @@
+"""The lever x seed table: each seed's best accuracy and dead classes, and the spread."""
+import json
+
+import pytest
+
+from jaxnin.errors import JaxninError
+from jaxnin.report import seed_table
+
+
+def finished_run(folder, seeds, best, dead):
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(
+        {"results": {"seeds": seeds, "best_test_acc_per_seed": best}}))
+    (folder / "history.json").write_text(json.dumps(
+        [{"epoch": 1, "per_seed": {"dead_classes": [9] * len(seeds)}},  # only the last counts
+         {"epoch": 2, "per_seed": {"dead_classes": dead}}]))
+    return folder
+
+
+def test_a_row_per_lever_with_dead_classes_mean_std_min_and_reach(tmp_path, capsys):
+    a = finished_run(tmp_path / "a", [0, 1, 2], [1.0, 0.875, 0.5], [0, 1, 4])
+    b = finished_run(tmp_path / "b", [0, 1, 2], [0.95, 0.9, 0.85], [0, 0, 0])
+    assert seed_table.main(["seed's=" + str(a), f"bias={b}", "--reach", "0.9"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| lever | seed 0 | seed 1 | seed 2 | mean ± std | min | ≥ 0.90 |"
+    assert lines[2] == ("| seed's | 1.000 | 0.875 (1 dead) | 0.500 (4 dead) | 0.792 ± 0.212 "
+                        "| 0.500 | 1/3 |")
+    assert lines[3] == "| bias | 0.950 | 0.900 | 0.850 | 0.900 ± 0.041 | 0.850 | 2/3 |"
+
+
+def test_runs_of_other_seeds_or_unfinished_ones_are_refused(tmp_path):
+    a = seed_table.read_run(finished_run(tmp_path / "a", [0, 1], [1.0, 0.9], [0, 0]))
+    b = seed_table.read_run(finished_run(tmp_path / "b", [1, 2], [1.0, 0.9], [0, 0]))
+    with pytest.raises(JaxninError, match="different seeds"):
+        seed_table.table({"a": a, "b": b}, 0.9)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(JaxninError, match="holds no finished run"):
+        seed_table.read_run(tmp_path / "empty")
