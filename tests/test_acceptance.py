@@ -40,6 +40,19 @@ def test_first_slot_fits_smoke_the_three_seeds_and_vgg():
     assert [r.key for r in plan.plan()][:11] == [r.key for r in first]
 
 
+def test_candidate_defaults_are_the_main_job_s_seeds_with_one_lever_each():
+    """Issue 16: each candidate runs main-seed<s>'s command plus its flags, after the first slot."""
+    keys = [r.key for r in plan.plan()]
+    runs = {r.key: r for r in plan.plan()}
+    for name, flags in plan.MAIN_CANDIDATES.items():
+        for seed in (0, 1, 2):
+            main = runs[f"main-seed{seed}"].commands[0]
+            candidate = runs[f"candidate-{name}-seed{seed}"]
+            assert candidate.commands[0] == (main[0], *flags, *main[1:])
+            assert candidate.target == runs[f"main-seed{seed}"].target
+            assert keys.index(candidate.key) > keys.index("vgg11")
+
+
 def test_estimates_follow_the_reference_figures():
     """The main job's estimate is the H100 figure (3.3 s an epoch) plus stated overheads."""
     main = next(r for r in plan.plan() if r.key == "main-seed0")

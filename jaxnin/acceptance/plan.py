@@ -43,6 +43,11 @@ TINY_VGG = (*TINY, "--resize", "32", "--width-divisor", "8", "--batch-size", "32
 TINY_VIDEO = ("--epochs", "1", "--frames", "4", "--size", "32", "--resize", "67",
               "--batch-size", "16", "--eval-batch-size", "100")
 MAIN_JOB_TARGET, VGG_TARGET, LENET_TARGET = 0.885, 0.92, 0.99
+# Issue 16: variants of the main job measured over the same seeds as its default, so that one
+# can become the documented default if the seed's recipe misses MAIN_JOB_TARGET on a seed. A
+# last block without its final ReLU is the one lever that makes a dead class impossible
+# (experiments/video_nin/ measures it on the CPU).
+MAIN_CANDIDATES = {"linear-logits": ("--linear-logits",)}
 ABLATION_SEEDS = 5
 
 
@@ -90,6 +95,11 @@ def accuracy(tiny: bool) -> list[Run]:
                    Target("final_test_acc", MAIN_JOB_TARGET)) for s in seeds]
     runs.append(_train("vgg11", "accuracy", "fashion_vgg defaults (VGG-11)", "fashion_vgg",
                        "fashion_vgg", vgg, Target("final_test_acc", VGG_TARGET)))
+    runs += [_train(f"candidate-{name}-seed{s}", "accuracy",
+                    f"main job {' '.join(flags)} (a candidate default), seed {s}", "fashion_nin",
+                    "fashion_nin", (*nin, *flags, "--seed", str(s)),
+                    Target("final_test_acc", MAIN_JOB_TARGET))
+             for name, flags in MAIN_CANDIDATES.items() for s in seeds]
     runs.append(_train("lenet-tuned", "accuracy", "mnist_lenet --tuned", "mnist_lenet",
                        "mnist_lenet", ("--tuned", *(TINY if tiny else ())),
                        Target("final_test_acc", LENET_TARGET)))
