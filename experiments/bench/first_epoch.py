@@ -1,0 +1,113 @@
+"""Process start to the first epoch, first and second run, jaxnin against PyTorch (issue 17).
+
+    python experiments/bench/first_epoch.py [--data-dir DIR] [--repeats 2] [--out FILE.md]
+
+For the main job's quick CPU variant (the README's, one epoch of it) and seed 002's LeNet-5 (one
+epoch of 3,750 steps): jaxnin's recipe command twice with one compile cache folder, empty before
+the first run (that run compiles and fills it, the second reads it), and the bench's PyTorch
+loop (eager, no torch.compile) as many times. The data's NumPy cache is built beforehand, so
+neither side's time includes parsing the gz files. Each run is stamped from its spawn by the
+bench's time-to-accuracy poller (jaxnin.bench.tta): "to the first epoch line" is the spawn to
+the end of epoch 1, and "start-up" is that less the epoch's own training and evaluation
+(interpreter, imports, data, init and, for jaxnin, compiling, which its history counts).
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from jaxnin.bench import policy, tta
+from jaxnin.data.vision import load_dataset
+from jaxnin.experiments import fashion_nin, mnist_lenet
+
+QUICK_NIN = dataclasses.replace(fashion_nin.DEFAULTS, epochs=1, resize=67, limit_train=4096,
+                                limit_test=1000, optimizer="adam", lr=0.001, batch_size=64)
+RECIPES = {"nin @67, quick CPU variant": ("fashion_nin", fashion_nin.DEFAULTS, QUICK_NIN),
+           "lenet, seed 002": ("mnist_lenet", mnist_lenet.DEFAULTS,
+                               dataclasses.replace(mnist_lenet.DEFAULTS, epochs=1))}
+FLAGS = ("epochs", "resize", "limit_train", "limit_test", "optimizer", "lr", "batch_size")
+
+
+def jaxnin_command(module, defaults, config, workdir: Path) -> list[str]:
+    flags = [f"--data-dir={config.data_dir}"]
+    for key in FLAGS:
+        value = getattr(config, key)
+        if value != getattr(defaults, key):
+            flags.append(f"--{key.replace('_', '-')}={value}")
+    return tta.jaxnin_command(module, workdir, flags)
+
+
+def torch_command(config, workdir: Path) -> list[str]:
+    return tta.torch_command({"side": "torch", "kind": "tta", "workdir": str(workdir),
+                              "compile": False, "compile_mode": "default",
+                              "policy": policy.row_policy("torch", "fp32", "strict"),
+                              **config.to_json()})
+
+
+def timed(command, workdir: Path, log: Path, env: dict) -> dict:
+    workdir.mkdir(parents=True)
+    outcome = tta.run_timed(command, workdir, log, timeout=1200, env=env)
+    if outcome["status"] != "ok" or not outcome["history"]:
+        raise SystemExit(f"{' '.join(command[:3])}: {outcome.get('reason')} (log: {log})")
+    first = outcome["history"][0]
+    # jaxnin's epoch_time_s leaves its compiles out, so they count to the start-up.
+    return {"startup_s": first["done_at_s"] - first["epoch_time_s"],
+            "compile_s": first.get("compile_time_s"), "to_first_epoch_line_s": first["done_at_s"],
+            "epoch_s": first["epoch_time_s"], "wall_s": outcome["wall_s"]}
+
+
+def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
+    rows = []
+    for name, (module, defaults, config) in RECIPES.items():
+        config = dataclasses.replace(config, data_dir=data_dir)
+        load_dataset(config.dataset, data_dir)  # the NumPy cache, outside every timing
+        compile_cache = scratch / f"{module}-compile-cache"
+        env = {**os.environ, "JAXNIN_COMPILE_CACHE": str(compile_cache)}
+        for run in range(1, repeats + 1):  # interleaved, so that both see the same machine
+            for side, command in (("jaxnin", jaxnin_command), ("torch", torch_command)):
+                workdir = scratch / f"{module}-{side}-{run}"
+                args = (module, defaults, config, workdir) if side == "jaxnin" else (config, workdir)
+                result = timed(command(*args), workdir, scratch / f"{workdir.name}.log", env)
+                rows.append({"recipe": name, "side": side, "run": run, **result})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], argv: list[str]) -> str:
+    lines = [f"`python experiments/bench/first_epoch.py {' '.join(argv)}`, "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} "
+             "usable cores", "",
+             "| recipe | side | run | start-up | of it compiling | the epoch's work "
+             "| to the first epoch line |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        compiling = f"{r['compile_s']:.1f} s" if r["compile_s"] is not None else "–"
+        lines.append(f"| {r['recipe']} | {r['side']} | {r['run']} | {r['startup_s']:.1f} s "
+                     f"| {compiling} | {r['epoch_s']:.1f} s | {r['to_first_epoch_line_s']:.1f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=os.environ.get("JAXNIN_DATA_DIR"))
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each side (default 2)")
+    parser.add_argument("--out", type=Path, help="write the table here too (Markdown)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="first-epoch-") as scratch:
+        rows = measure(args.data_dir, args.repeats, Path(scratch))
+    table = markdown(rows, argv)
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
