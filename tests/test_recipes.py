@@ -43,6 +43,15 @@ def test_vgg_defaults_are_seed_004():
     assert parse(["--config", "D", "--dropout", "0.5"]).model_options == {"dropout": 0.5}
 
 
+def test_nin_head_levers_are_flags_of_both_nin_recipes_and_off_by_default():
+    from jaxnin.experiments import fashion_nin, video_nin
+    for recipe in (fashion_nin.RECIPE, video_nin.RECIPE):
+        parse = lambda argv: recipe.config(recipe.parser().parse_args(argv)).model_options
+        assert "head_bias" not in parse([]) and "linear_logits" not in parse([])
+        assert parse(["--linear-logits", "--head-bias", "0.1"]) == {
+            "head_bias": 0.1, "linear_logits": True}
+
+
 def test_lenet_first_epoch_on_real_mnist_learns(shared_data, mnist, data_cache, tmp_path):
     """The seed's recipe, one full epoch (3,750 steps of 16): a broken net stays at 0.10."""
     result = run("mnist_lenet", ["--data-dir", str(shared_data), "--epochs", "1",
