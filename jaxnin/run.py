@@ -29,7 +29,7 @@ from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
-from jaxnin.versions import installed
+from jaxnin.versions import installed, usable_cores
 
 LOCK_FILE = ".lock"
 
@@ -337,8 +337,7 @@ def host_record() -> dict:
                 break
     except OSError:  # not Linux
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model or platform.processor() or platform.machine(), "cores": usable,
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": usable_cores(),
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 

@@ -1,4 +1,6 @@
-"""Installed library versions, as runs and bench rows record them."""
+"""What runs and bench rows record of their environment: installed library versions and the
+cores this process may use."""
+import os
 from importlib import metadata
 
 
@@ -8,3 +10,10 @@ def installed(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, as Linux does)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

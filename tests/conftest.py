@@ -10,6 +10,7 @@ from typing import Mapping
 import pytest
 
 from jaxnin.data.vision import DATASETS, load_dataset
+from jaxnin.versions import usable_cores
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -50,4 +51,4 @@ def mnist(shared_data, data_cache):
 @pytest.hookimpl(optionalhook=True)  # known only where pytest-xdist is installed
 def pytest_xdist_auto_num_workers(config) -> int:
     """One worker a core, at most 4: each worker's XLA already runs a thread a core."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return min(4, usable_cores())

@@ -24,6 +24,7 @@ from pathlib import Path
 from jaxnin.bench import policy, tta
 from jaxnin.data.vision import load_dataset
 from jaxnin.experiments import fashion_nin, mnist_lenet
+from jaxnin.versions import usable_cores
 
 QUICK_NIN = dataclasses.replace(fashion_nin.DEFAULTS, epochs=1, resize=67, limit_train=4096,
                                 limit_test=1000, optimizer="adam", lr=0.001, batch_size=64)
@@ -81,7 +82,7 @@ def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
 def markdown(rows: list[dict], argv: list[str]) -> str:
     lines = [f"`python experiments/bench/first_epoch.py {' '.join(argv)}`, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} "
+             f"{platform.processor() or platform.machine()}, {usable_cores()} "
              "usable cores", "",
              "| recipe | side | run | start-up | of it compiling | the epoch's work "
              "| to the first epoch line |", "|---|---|---:|---:|---:|---:|---:|"]

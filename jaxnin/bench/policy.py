@@ -15,6 +15,8 @@ the tf32 rows are recorded, not run ("cpu: no tf32").
 import os
 import sys
 
+from jaxnin.versions import usable_cores
+
 PRECISIONS = ("strict", "tf32")
 JAX_MATMUL_PRECISION = {"strict": "float32", "tf32": "tensorfloat32"}
 TORCH_ALLOW_TF32 = {"strict": False, "tf32": True}  # matmul and cudnn alike
@@ -76,8 +78,7 @@ def speed_env(environ=None) -> dict:
     this process may use."""
     environ = os.environ if environ is None else environ
     env = {name: environ[name] for name in SPEED_ENV if name in environ}
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"env": env, "cpu_count": os.cpu_count(), "usable_cpus": affinity}
+    return {"env": env, "cpu_count": os.cpu_count(), "usable_cpus": usable_cores()}
 
 
 def loaded(prefixes=JAX_FAMILY) -> list[str]:
