@@ -20,7 +20,8 @@ import jax.numpy as jnp
 from jaxnin import guard
 from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
-from jaxnin.report.logging import Console, Curves, HistoryFile, TensorBoard, final_lines, write_json
+from jaxnin.report.logging import (Console, Curves, HistoryFile, TensorBoard, final_lines,
+                                   print_line, write_json)
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
@@ -348,7 +349,7 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
     device = jax.devices()[0]
     where = (f"{device.device_kind} ({device.platform}:{device.id})" if jax.device_count() == 1
              else f"{jax.device_count()} x {device.device_kind} ({device.platform})")
-    print(final_lines(history, where))
+    print_line(final_lines(history, where))
     record = json.loads((workdir / "run.json").read_text())
     record["results"] = {
         "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
@@ -361,7 +362,7 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
         **seed_results(history, config.seed_values),
     }
     write_json(workdir / "run.json", record)
-    print(seed_lines(record["results"]))
+    print_line(seed_lines(record["results"]))
     return history
 
 

@@ -73,3 +73,36 @@ def test_library_threads_failing_after_the_error_stay_off_stderr_unless_debug():
     assert quiet.returncode == 0 and quiet.stdout.strip() == "done"
     assert quiet.stderr == "", quiet.stderr
     assert "Event loop is closed" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+class _InterruptedAfterFirstWrite:
+    """Unbuffered stdout (PYTHONUNBUFFERED) that a Ctrl-C hits right after its first write."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+        if len(self.text) == len(text):
+            raise KeyboardInterrupt
+
+    def flush(self):
+        pass
+
+
+def test_a_console_line_ends_even_when_ctrl_c_lands_right_after_it(monkeypatch):
+    """print() writes a line and its newline apart; an interrupt between them glued the error
+    line to 'compiling ...' (tests/test_terminal.py under load)."""
+    from jaxnin.report.logging import Console
+
+    for say in (lambda c: c.compiling(),
+                lambda c: c.epoch({"epoch": 1, "train_loss": 1.0, "train_acc": 0.5,
+                                   "test_loss": 1.0, "test_acc": 0.5, "lr": 0.1,
+                                   "epoch_time_s": 1.0, "examples_per_s": 10.0})):
+        stream = _InterruptedAfterFirstWrite()
+        monkeypatch.setattr(sys, "stdout", stream)
+        try:
+            say(Console(epochs=2, stream=stream))
+        except KeyboardInterrupt:
+            pass
+        assert stream.text.endswith("\n") and stream.text.count("\n") == 1, stream.text

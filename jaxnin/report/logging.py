@@ -14,6 +14,14 @@ from pathlib import Path
 import numpy as np
 
 
+def print_line(text: str) -> None:
+    """`text` and its newline in one write to stdout. print() writes them apart, and a Ctrl-C
+    landing between the two (unbuffered output, as under PYTHONUNBUFFERED) left the line open,
+    so the error line was glued to it (seen in tests/test_terminal.py)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 class HistoryFile:
     """history.json, rewritten atomically after every epoch; `history` is what it holds.
 
@@ -50,8 +58,8 @@ class Console:
     def compiling(self) -> None:
         """Called before the first epoch of a process, whose first step compiles."""
         self._compile_started = time.perf_counter()
-        print("compiling the training step and the evaluation (first epoch of this process) "
-              "...", flush=True)
+        print_line("compiling the training step and the evaluation (first epoch of this "
+                   "process) ...")
 
     def epoch_started(self, epoch: int, steps: int | None) -> None:
         if steps and _is_terminal(self._stream):
@@ -62,15 +70,15 @@ class Console:
 
     def steps_done(self, done: int) -> None:
         if self._compile_started is not None:  # the first step is back: compiling is over
-            print(f"first step done {time.perf_counter() - self._compile_started:.1f} s after "
-                  "compiling started", flush=True)
+            print_line(f"first step done {time.perf_counter() - self._compile_started:.1f} s "
+                       "after compiling started")
             self._compile_started = None
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
 
     def epoch(self, record: dict, state=None) -> None:
         self._close_bar()
-        print(epoch_line(record), flush=True)
+        print_line(epoch_line(record))
 
     def close(self) -> None:
         self._close_bar()
@@ -92,8 +100,8 @@ class TensorBoard:
     def __init__(self, workdir: Path):
         writer_class = _import_summary_writer()
         if writer_class is None:
-            print("note: tensorboardX is not installed, so no TensorBoard scalars are written "
-                  "(history.json holds the same numbers)", flush=True)
+            print_line("note: tensorboardX is not installed, so no TensorBoard scalars are "
+                       "written (history.json holds the same numbers)")
         self._writer = writer_class and writer_class(str(Path(workdir) / "tensorboard"))
 
     def epoch(self, record: dict, state=None) -> None:
