@@ -29,9 +29,9 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, key: 
         params = model.init(key, jnp.zeros((1, *input_shape)))["params"]
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
-    if isinstance(key, jax.core.Tracer):  # under eval_shape (restores, costs): nothing compiles
-        return jax.jit(jax.vmap(create) if key.ndim else create)(key)
-    return one_off_jit(jax.vmap(create) if key.ndim else create)(key)
+    program = jax.vmap(create) if key.ndim else create
+    # Under eval_shape (restores, costs) nothing compiles, and an inner jit takes no options.
+    return (jax.jit if isinstance(key, jax.core.Tracer) else one_off_jit)(program)(key)
 
 
 def one_off_jit(fn):
