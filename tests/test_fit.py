@@ -47,6 +47,18 @@ def test_resume_equals_an_uninterrupted_run(fashion, tmp_path):
     assert record_a["epoch"] == record_b["epoch"] == 3
 
 
+def test_warmup_and_clipping_resume_like_an_uninterrupted_run(fashion, tmp_path):
+    """A 20-step warm-up spans epochs 1 and 2 (16 steps each); the clipped optimizer's state
+    is what the checkpoint restores."""
+    config = dataclasses.replace(TINY, warmup_steps=20, clip_norm=0.5)
+    straight = fit(config, fashion, tmp_path / "straight")
+    fit(dataclasses.replace(config, epochs=1), fashion, tmp_path / "split")
+    resumed = fit(config, fashion, tmp_path / "split", resume=True)
+    assert without_timing(resumed) == without_timing(straight)
+    assert [r["lr"] for r in straight] == pytest.approx([0.05 / 20, 0.05 * 17 / 20, 0.05])
+    assert without_timing(straight) != without_timing(fit(TINY, fashion, tmp_path / "plain"))
+
+
 def test_a_run_leaves_history_run_record_curves_and_checkpoints(fashion, tmp_path):
     history = fit(TINY, fashion, tmp_path)
     saved = json.loads((tmp_path / "history.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 
 from jaxnin.errors import JaxninError
 from jaxnin.train.optim import (check_optimizer_flags, check_resume_epochs, learning_rate_schedule,
-                                make_optimizer, schedule_horizon_epochs)
+                                make_optimizer, schedule_horizon_epochs, with_warmup)
 
 
 EPOCHS = 50  # seed 002's run length
@@ -137,6 +137,50 @@ def test_adam_first_step_is_lr_times_sign():
     np.testing.assert_allclose(updates, [-1e-3, 1e-3], rtol=1e-4)
 
 
+def torch_warmup_factors(warmup_steps: int, steps: int) -> list[float]:
+    """LambdaLR(lambda t: min(1, (t + 1) / N))'s factor at each step, stepped after each step."""
+    return [min(1.0, (t + 1) / warmup_steps) for t in range(steps)]
+
+
+def test_reference_is_torch_lambdalr_warmup():
+    torch = pytest.importorskip("torch")  # not in CI: the reference stands in for it there
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: min(1.0, (t + 1) / 7))
+    lrs = []
+    for _ in range(12):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(lrs, np.multiply(1e-3, torch_warmup_factors(7, 12)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("warmup_steps", [1, 7, 25])
+def test_warmup_scales_the_first_steps_and_leaves_the_schedule_after(warmup_steps):
+    """StepLR(2, 0.5) at 7 steps an epoch, so a 25-step warm-up spans a decay."""
+    steps = jnp.arange(6 * 7)
+    plain = learning_rate_schedule("step", 0.1, 7, 6, step_size=2, gamma=0.5)
+    warmed = np.asarray(jax.jit(with_warmup(plain, warmup_steps))(steps))
+    expected = np.asarray(plain(steps)) * np.float32(torch_warmup_factors(warmup_steps, 42))
+    np.testing.assert_allclose(warmed, expected, rtol=1e-6)
+    np.testing.assert_array_equal(warmed[warmup_steps - 1:], np.asarray(plain(steps))[warmup_steps - 1:])
+    assert warmed[0] == pytest.approx(float(plain(0)) / warmup_steps, rel=1e-6)
+    assert with_warmup(plain, 0) is plain
+
+
+def test_clipping_scales_the_gradient_to_the_norm_before_the_step():
+    """torch: clip_grad_norm_(params, 1.0) then SGD(lr 0.1): a (3, 4) gradient of norm 5 moves
+    the params by 0.1 * (0.6, 0.8); one inside the norm is left as it is."""
+    tx = make_optimizer("sgd", optax.constant_schedule(0.1), clip_norm=1.0)
+    params = {"a": jnp.zeros(1), "b": jnp.zeros(1)}
+    state = tx.init(params)
+    updates, state = tx.update({"a": jnp.array([3.0]), "b": jnp.array([4.0])}, state, params)
+    np.testing.assert_allclose([updates["a"][0], updates["b"][0]], [-0.06, -0.08], rtol=1e-6)
+    updates, _ = tx.update({"a": jnp.array([0.3]), "b": jnp.array([0.4])}, state, params)
+    np.testing.assert_allclose([updates["a"][0], updates["b"][0]], [-0.03, -0.04], rtol=1e-6)
+    unclipped = make_optimizer("sgd", optax.constant_schedule(0.1))
+    assert jax.tree.structure(unclipped.init(params)) != jax.tree.structure(state)
+
+
 def test_unknown_names_are_one_line_errors():
     with pytest.raises(JaxninError, match="unknown --schedule"):
         learning_rate_schedule("linear", 0.1, 1, 1)
@@ -151,7 +195,9 @@ GOOD = dict(optimizer="momentum", lr=1e-3, momentum=0.9, schedule="step", step_s
     ("lr", 0.0), ("lr", -1e-3), ("lr", float("inf")), ("lr", float("nan")),
     ("momentum", 1.0), ("momentum", 5.0), ("momentum", -0.1), ("momentum", float("nan")),
     ("gamma", 0.0), ("gamma", -1.0), ("gamma", 1.5), ("gamma", float("nan")),
-    ("step_size", 0), ("optimizer", "rmsprop"), ("schedule", "linear")])
+    ("step_size", 0), ("optimizer", "rmsprop"), ("schedule", "linear"), ("warmup_steps", -1),
+    ("clip_norm", 0.0), ("clip_norm", -1.0), ("clip_norm", float("inf")),
+    ("clip_norm", float("nan"))])
 def test_flags_torch_would_not_mean_are_one_line_errors(flag, value):
     with pytest.raises(JaxninError) as refused:
         check_optimizer_flags(**{**GOOD, flag: value})
@@ -166,7 +212,9 @@ def test_gamma_zero_says_what_to_do_instead():
 
 @pytest.mark.parametrize("flag, value", [("momentum", 0.0), ("momentum", 0.999),
                                          ("gamma", 1.0), ("gamma", 1e-9), ("step_size", 1),
-                                         ("lr", 1e3), ("optimizer", "adam")])
+                                         ("lr", 1e3), ("optimizer", "adam"),
+                                         ("warmup_steps", 0), ("warmup_steps", 1),
+                                         ("clip_norm", None), ("clip_norm", 1e-6)])
 def test_edges_torch_means_are_accepted(flag, value):
     check_optimizer_flags(**{**GOOD, flag: value})
 

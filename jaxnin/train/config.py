@@ -58,6 +58,10 @@ class TrainConfig:
                            choices=SCHEDULES)
     step_size: int = option(10, "StepLR: epochs between decays")
     gamma: float = option(0.1, "StepLR: decay factor, in (0, 1]")
+    warmup_steps: int = option(0, "scale the lr by min(1, (t + 1) / N) over the first N "
+                               "optimizer steps t, on top of the schedule; 0: no warm-up")
+    clip_norm: float | None = option(None, "clip each step's gradients to this global L2 norm "
+                                     "(torch's clip_grad_norm_); default: no clipping")
     resize: int | None = option(224, "resize images to this square size on the device; 0 keeps "
                                 "the stored size", convert=_keep_stored_size)
     dtype: str = option("float32", "compute dtype; params stay float32", choices=DTYPES)
@@ -87,7 +91,7 @@ class TrainConfig:
         Without `num_train` (before the data is loaded) the batch is not checked against it.
         """
         check_optimizer_flags(self.optimizer, self.lr, self.momentum, self.schedule,
-                              self.step_size, self.gamma)
+                              self.step_size, self.gamma, self.warmup_steps, self.clip_norm)
         for ok, message in [
             (self.model in MODELS, f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}"),
             (self.dtype in DTYPES, f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}"),

@@ -6,7 +6,7 @@ from jaxnin.data.pipeline import DeviceSplit
 from jaxnin.data.dataset import ImageDataset
 from jaxnin.models import create_model
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.optim import learning_rate_schedule, make_optimizer
+from jaxnin.train.optim import learning_rate_schedule, make_optimizer, with_warmup
 from jaxnin.train.replicas import run_keys
 from jaxnin.train.steps import create_train_state
 
@@ -28,9 +28,10 @@ def model_for(config: TrainConfig, num_classes: int):
 
 def optimizer_for(config: TrainConfig, steps_per_epoch: int):
     """The optax transformation and its lr schedule (per step)."""
-    schedule = learning_rate_schedule(config.schedule, config.lr, steps_per_epoch, config.epochs,
-                                      config.step_size, config.gamma)
-    return make_optimizer(config.optimizer, schedule, config.momentum), schedule
+    schedule = with_warmup(learning_rate_schedule(config.schedule, config.lr, steps_per_epoch,
+                                                  config.epochs, config.step_size, config.gamma),
+                           config.warmup_steps)
+    return make_optimizer(config.optimizer, schedule, config.momentum, config.clip_norm), schedule
 
 
 def model_input_shape(config: TrainConfig, image_shape) -> tuple[int, int, int]:

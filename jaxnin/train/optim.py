@@ -12,14 +12,23 @@ SCHEDULES = ("constant", "step", "cosine")
 
 
 def check_optimizer_flags(optimizer: str, lr: float, momentum: float, schedule: str,
-                          step_size: int, gamma: float) -> None:
+                          step_size: int, gamma: float, warmup_steps: int = 0,
+                          clip_norm: float | None = None) -> None:
     """Raise a one-line JaxninError for the first flag PyTorch would not mean.
 
     Pure, so that config validation can call it before anything is written.
     """
     _refuse_first([(optimizer in OPTIMIZERS, f"unknown --optimizer {optimizer!r}: choose one "
                     f"of {', '.join(OPTIMIZERS)}"), *_momentum_checks(momentum),
-                   *_schedule_checks(schedule, lr, step_size, gamma)])
+                   *_schedule_checks(schedule, lr, step_size, gamma),
+                   (warmup_steps >= 0, f"--warmup-steps must be 0 (none) or more, got "
+                    f"{warmup_steps}"), *_clip_checks(clip_norm)])
+
+
+def _clip_checks(clip_norm: float | None) -> list[tuple[bool, str]]:
+    # A norm of 0 zeroes every update, NaN or inf clips nothing or everything.
+    return [(clip_norm is None or (math.isfinite(clip_norm) and clip_norm > 0),
+             f"--clip-norm must be a finite positive number, got {clip_norm}")]
 
 
 def _momentum_checks(momentum: float) -> list[tuple[bool, str]]:
@@ -68,6 +77,20 @@ def learning_rate_schedule(name: str, lr: float, steps_per_epoch: int, epochs: i
     return optax.cosine_decay_schedule(lr, decay_steps=max(1, epochs * steps_per_epoch))
 
 
+def with_warmup(schedule: optax.Schedule, warmup_steps: int) -> optax.Schedule:
+    """`schedule` scaled by min(1, (t + 1) / N) at step t: torch's
+    LambdaLR(lambda t: min(1, (t + 1) / N)) stepped after every optimizer step, on top of the
+    schedule, so a StepLR keeps its epochs and the lr from step N - 1 on is the schedule's bit
+    for bit. Step 0 trains at lr / N; N = 0 is no warm-up.
+    """
+    if warmup_steps == 0:
+        return schedule
+
+    def warmed(count):
+        return schedule(count) * jnp.minimum(1.0, (jnp.asarray(count) + 1) / warmup_steps)
+    return warmed
+
+
 def step_lr_schedule(lr: float, steps_per_epoch: int, epochs: int, step_size: int,
                      gamma: float) -> optax.Schedule:
     """StepLR per epoch, looked up per step: step t is in epoch t // steps_per_epoch.
@@ -113,9 +136,23 @@ def check_resume_epochs(name: str, started_epochs: int, epochs: int) -> None:
             f"run in another --workdir")
 
 
-def make_optimizer(name: str, schedule: optax.Schedule,
-                   momentum: float = 0.9) -> optax.GradientTransformation:
-    """torch.optim.SGD (optionally with momentum) or Adam with PyTorch's defaults."""
+def make_optimizer(name: str, schedule: optax.Schedule, momentum: float = 0.9,
+                   clip_norm: float | None = None) -> optax.GradientTransformation:
+    """torch.optim.SGD (optionally with momentum) or Adam with PyTorch's defaults.
+
+    With `clip_norm`, each step's gradients are first scaled to a global L2 norm of at most
+    `clip_norm`, as torch.nn.utils.clip_grad_norm_ before optimizer.step() (torch divides by
+    the norm + 1e-6, optax by the norm: the same to float32 rounding above the threshold).
+    """
+    _refuse_first(_clip_checks(clip_norm))
+    optimizer = _torch_optimizer(name, schedule, momentum)
+    if clip_norm is None:  # the optimizer state keeps its shape, and old checkpoints restore
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+
+
+def _torch_optimizer(name: str, schedule: optax.Schedule,
+                     momentum: float) -> optax.GradientTransformation:
     if name == "sgd":
         return optax.sgd(schedule)
     if name == "momentum":
