@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
+import optax
 import pytest
 
 from jaxnin.bench import cli, peaks, policy, profile, report, tta
 from jaxnin.cli import run_main
+from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
+from jaxnin.train import steps
 
 
 def bench(args, tmp_path, env=None):
@@ -337,6 +342,69 @@ def test_a_gpu_trace_is_summarised_from_its_stream_kernels(tmp_path):
     shares = {k: v["share"] for k, v in summary["by_category"].items()}
     assert shares == pytest.approx({"convolutions and matmuls": 0.6, "copies and transposes": 0.3,
                                     "other kernels (elementwise, reductions, pools)": 0.1})
+
+
+CPU_HLO = """HloModule jit_step, entry_computation_layout={()->f32[]}
+
+%fused_conv (p0: f32[2], p1: f32[2]) -> f32[2] {
+  %p0 = f32[2]{0} parameter(0)
+  %convolution.1 = f32[2]{0} convolution(%p0, %p1), window={size=1}
+}
+
+%fused_reduce (p0: f32[2]) -> f32[] {
+  %p0 = f32[2]{0} parameter(0)
+  %reduce.2 = f32[] reduce(%p0, %c), dimensions={0}
+}
+
+%fused_convert (p0: f32[2]) -> bf16[2] {
+  %p0 = f32[2]{0} parameter(0)
+  %convert.3 = bf16[2]{0} convert(%p0)
+}
+
+ENTRY %main () -> f32[] {
+  %ynn_fusion.4 = f32[2]{0} fusion(%a, %b), kind=kCustom, calls=%fused_conv
+  %ynn_fusion.5 = f32[] fusion(%ynn_fusion.4), kind=kCustom, calls=%fused_reduce
+  %convert_fusion = bf16[2]{0} fusion(%a), kind=kLoop, calls=%fused_convert
+}
+"""
+
+
+def test_a_cpu_trace_names_its_library_fusions_by_the_hlo_they_hold(tmp_path):
+    """XLA:CPU runs convolutions as "ynn_fusion.N" (YNNPACK): by name they would count as
+    elementwise, and "convert_fusion" (a dtype cast) as a convolution."""
+    contents = profile.fusion_contents([CPU_HLO])
+    assert contents == {("jit_step", "ynn_fusion.4"): "parameter convolution",
+                        ("jit_step", "ynn_fusion.5"): "parameter reduce",
+                        ("jit_step", "convert_fusion"): "parameter convert"}
+    meta = lambda kind, tid, name: {"ph": "M", "name": kind, "pid": 1, "tid": tid,
+                                    "args": {"name": name}}
+    span = lambda name, dur: {"ph": "X", "pid": 1, "tid": 7, "name": name, "ts": 0, "dur": dur,
+                              "args": {"hlo_module": "jit_step", "hlo_op": name}}
+    events = [meta("process_name", None, "/host:CPU"), meta("thread_name", 7, "tf_XLAEigen"),
+              span("ynn_fusion.4", 500_000), span("ynn_fusion.5", 200_000),
+              span("convert_fusion", 200_000), span("copy.6", 100_000)]
+    path = tmp_path / "perfetto_trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"traceEvents": events}).encode()))
+    summary = profile.summarize_trace(path, wall_s=2.0, contents=contents)
+    assert summary["source"] == "XLA executor threads on the host"
+    shares = {k: v["share"] for k, v in summary["by_category"].items()}
+    assert shares == pytest.approx({"convolutions and matmuls": 0.5, "copies and transposes": 0.1,
+                                    "other kernels (elementwise, reductions, pools)": 0.4})
+    assert summary["top"][0] == {"name": "ynn_fusion.4", "seconds": 0.5,
+                                 "share": pytest.approx(0.5), "holds": "parameter convolution"}
+
+
+def test_the_compiled_epoch_text_holds_the_step_and_its_fusions():
+    rng = np.random.default_rng(0)
+    split = to_device(rng.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8),
+                      rng.integers(0, 10, 16).astype(np.int32))
+    state = steps.create_train_state(create_model("lenet"), optax.sgd(0.1), jax.random.key(0),
+                                     (28, 28, 1))
+    (text,) = steps.compiled_epoch_text(state, split, jax.random.key(0), batch_size=8)
+    contents = profile.fusion_contents([text])
+    assert text.startswith("HloModule jit__indexed_step")
+    assert contents and all(module == "jit__indexed_step" for module, _ in contents)
+    assert any("convolution" in holds.split() for holds in contents.values())
 
 
 @pytest.mark.parametrize("flags, says", [

@@ -21,7 +21,7 @@ from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer
-from jaxnin.train.steps import create_train_state, train_epoch, train_step
+from jaxnin.train.steps import compiled_epoch_text, create_train_state, train_epoch, train_step
 from jaxnin.train.timing import timed
 from jaxnin.versions import installed
 
@@ -113,7 +113,8 @@ def _measure(job: dict) -> dict:
             nonlocal state, sums
             state, sums = jax.block_until_ready(
                 train_epoch(state, split, jax.random.key(2), batch_size, resize))
-        profile = profile_epoch(one_epoch, Path(job["profile_dir"]))
+        texts = compiled_epoch_text(state, split, jax.random.key(2), batch_size, resize)
+        profile = profile_epoch(one_epoch, Path(job["profile_dir"]), hlo_texts=texts)
     sums = jax.device_get(sums)
     examples = job["steps"] * batch_size
     examples_per_s = examples / statistics.median(epoch_times)

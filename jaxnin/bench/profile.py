@@ -8,20 +8,23 @@ was over the epoch's wall time (a low share means the host, not the device, sets
 import collections
 import gzip
 import json
+import re
 import time
 from pathlib import Path
 
 import jax
 
 # Kernel-name fragments of convolutions and matmuls (cuDNN, cuBLAS, CUTLASS, XLA's own). A
-# heuristic for GPU kernels; XLA:CPU's fusion names ("ynn_fusion") do not say what they hold.
+# heuristic for GPU kernels. XLA:CPU's library fusions ("ynn_fusion.12") do not say what they
+# hold, so on a CPU the compiled programs' HLO says it (`fusion_contents`).
 MATH_FRAGMENTS = ("conv", "gemm", "xmma", "cutlass", "cudnn", "wgrad", "dgrad", "fprop",
                   "matmul", "dot")
 COPY_FRAGMENTS = ("copy", "transpose", "memcpy", "memset")
 
 
-def profile_epoch(run, trace_dir: Path, top: int = 10) -> dict:
-    """Trace `run()` (which must block until its work is done) and summarise the trace."""
+def profile_epoch(run, trace_dir: Path, top: int = 10, hlo_texts: tuple[str, ...] = ()) -> dict:
+    """Trace `run()` (which must block until its work is done) and summarise the trace;
+    `hlo_texts` (compiled programs' `as_text()`) name what each fusion of theirs computes."""
     trace_dir.mkdir(parents=True, exist_ok=True)
     with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
         start = time.perf_counter()
@@ -31,11 +34,34 @@ def profile_epoch(run, trace_dir: Path, top: int = 10) -> dict:
     if not traces:
         return {"trace_dir": str(trace_dir), "wall_s": wall, "top": [],
                 "note": "the profiler wrote no perfetto trace"}
-    return summarize_trace(traces[-1], wall, top)
+    return summarize_trace(traces[-1], wall, top, fusion_contents(hlo_texts))
 
 
-def summarize_trace(path: Path, wall_s: float, top: int = 10) -> dict:
-    """Busy time, its split into math / copies / other, and the `top` kernels by time."""
+def fusion_contents(hlo_texts) -> dict[tuple[str, str], str]:
+    """{(module, fusion op): the opcodes its computation holds, space-separated}, from
+    compiled HLO text: what a CPU trace's "ynn_fusion.12" (YNNPACK running a convolution, a
+    dot or a reduction) really is."""
+    contents = {}
+    for text in hlo_texts:
+        module = re.search(r"^HloModule ([\w.\-]+)", text, re.M)
+        bodies, current = {}, None
+        for line in text.splitlines():
+            opened = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+            if opened:
+                current = bodies.setdefault(opened.group(1), [])
+            elif current is not None and (op := re.search(r" = \S+ ([\w\-]+)\(", line)):
+                current.append(op.group(1))
+        for name, body in re.findall(r"%([\w.\-]+) = .*? calls=%([\w.\-]+)", text):
+            contents[module.group(1) if module else "", name] = " ".join(bodies.get(body, []))
+    return contents
+
+
+def summarize_trace(path: Path, wall_s: float, top: int = 10,
+                    contents: dict[tuple[str, str], str] | None = None) -> dict:
+    """Busy time, its split into math / copies / other, and the `top` kernels by time.
+
+    `contents` (`fusion_contents`) classifies a fusion by the opcodes inside it, not its name.
+    """
     events = json.loads(gzip.decompress(Path(path).read_bytes()))
     events = events["traceEvents"] if isinstance(events, dict) else events
     processes = {e["pid"]: e["args"]["name"] for e in events
@@ -54,22 +80,34 @@ def summarize_trace(path: Path, wall_s: float, top: int = 10) -> dict:
         work = [e for e in spans if thread(e).startswith("tf_XLA")
                 and not e["name"].startswith(("end:", "ThunkExecutor"))]
         source = "XLA executor threads on the host"
-    totals = collections.Counter()
+    totals, inside = collections.Counter(), {}
     for event in work:
         totals[event["name"]] += event["dur"] / 1e6  # microseconds
+        args = event.get("args", {})
+        inside.setdefault(event["name"], (contents or {}).get(
+            (args.get("hlo_module", ""), args.get("hlo_op", event["name"])), ""))
     busy = sum(totals.values())
     categories = collections.Counter()
     for name, seconds in totals.items():
-        categories[_category(name)] += seconds
+        categories[_category(name, inside[name])] += seconds
     return {"trace": str(path), "source": source, "wall_s": wall_s, "busy_s": busy,
             "busy_share_of_wall": busy / wall_s if wall_s else None,
             "by_category": {k: {"seconds": v, "share": v / busy} for k, v in
                             categories.most_common()} if busy else {},
-            "top": [{"name": name, "seconds": seconds, "share": seconds / busy}
+            "top": [{"name": name, "seconds": seconds, "share": seconds / busy,
+                     **({"holds": inside[name]} if inside[name] else {})}
                     for name, seconds in totals.most_common(top)]}
 
 
-def _category(name: str) -> str:
+def _category(name: str, holds: str = "") -> str:
+    """By the opcodes a fusion holds where they are known, else by the kernel's name."""
+    if holds:
+        opcodes = set(holds.split()) - {"parameter", "bitcast", "constant", "tuple"}
+        if opcodes & {"convolution", "dot"}:
+            return "convolutions and matmuls"
+        if opcodes and opcodes <= {"copy", "transpose"}:
+            return "copies and transposes"
+        return "other kernels (elementwise, reductions, pools)"
     lowered = name.lower()
     if any(fragment in lowered for fragment in MATH_FRAGMENTS):
         return "convolutions and matmuls"

@@ -164,8 +164,10 @@ def markdown(results: dict) -> str:
                               for k, v in profile["by_category"].items())
             lines += [f"**{row['model']} b{row['batch_size']} {variant(row)}**: busy "
                       f"{profile['busy_s']:.3f} s of {profile['wall_s']:.3f} s wall "
-                      f"({profile['source']}); by kernel name: {split}. Top kernels:", ""]
+                      f"({profile['source']}); by what the kernels compute (a fusion by the "
+                      f"HLO it holds, else by its name): {split}. Top kernels:", ""]
             lines += [f"- {100 * op['share']:.1f} % `{op['name'][:100]}`"
+                      + (f" (holds {op['holds'][:80]})" if op.get("holds") else "")
                       for op in profile["top"][:5]]
             lines.append("")
     lines += ["", "## Targets (issue 7, on an H100)", "",

@@ -145,6 +145,17 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
     return state, jax.tree.map(lambda *steps: jnp.sum(jnp.stack(steps), axis=0), *sums)
 
 
+def compiled_epoch_text(state: TrainState, split: DeviceSplit, key: jax.Array, batch_size: int,
+                        resize: int | None = None) -> tuple[str, ...]:
+    """The compiled HLO of the programs train_epoch runs a step or an epoch with (not the
+    shuffle): what a profile's kernel names stand for."""
+    if fuses_epochs():
+        return (_fused_epoch.lower(state, split, key, batch_size, resize).compile().as_text(),)
+    order, dropout_key = _epoch_plan(key, split.count, batch_size)
+    step = _indexed_step.lower(state, split, order[..., 0, :], dropout_key, 0, resize, False)
+    return (step.compile().as_text(),)
+
+
 def fuses_epochs() -> bool:
     """Whether train_epoch runs an epoch as one device program by default (all but the CPU)."""
     return jax.default_backend() != "cpu"
