@@ -382,14 +382,16 @@ def test_a_cpu_trace_names_its_library_fusions_by_the_hlo_they_hold(tmp_path):
                               "args": {"hlo_module": "jit_step", "hlo_op": name}}
     events = [meta("process_name", None, "/host:CPU"), meta("thread_name", 7, "tf_XLAEigen"),
               span("ynn_fusion.4", 500_000), span("ynn_fusion.5", 200_000),
-              span("convert_fusion", 200_000), span("copy.6", 100_000)]
+              span("convert_fusion", 100_000), span("copy.6", 100_000),
+              span("SlinkyThreadPool::Await", 100_000)]
     path = tmp_path / "perfetto_trace.json.gz"
     path.write_bytes(gzip.compress(json.dumps({"traceEvents": events}).encode()))
     summary = profile.summarize_trace(path, wall_s=2.0, contents=contents)
     assert summary["source"] == "XLA executor threads on the host"
     shares = {k: v["share"] for k, v in summary["by_category"].items()}
     assert shares == pytest.approx({"convolutions and matmuls": 0.5, "copies and transposes": 0.1,
-                                    "other kernels (elementwise, reductions, pools)": 0.4})
+                                    "other kernels (elementwise, reductions, pools)": 0.3,
+                                    "waits for the runtime's thread pool": 0.1})
     assert summary["top"][0] == {"name": "ynn_fusion.4", "seconds": 0.5,
                                  "share": pytest.approx(0.5), "holds": "parameter convolution"}
 

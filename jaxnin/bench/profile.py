@@ -20,6 +20,8 @@ import jax
 MATH_FRAGMENTS = ("conv", "gemm", "xmma", "cutlass", "cudnn", "wgrad", "dgrad", "fprop",
                   "matmul", "dot")
 COPY_FRAGMENTS = ("copy", "transpose", "memcpy", "memset")
+# XLA:CPU's executor threads also record their waits for thread-pool helpers: no kernel.
+WAIT_FRAGMENTS = ("threadpool::await", "threadpool::wait")
 
 
 def profile_epoch(run, trace_dir: Path, top: int = 10, hlo_texts: tuple[str, ...] = ()) -> dict:
@@ -101,6 +103,8 @@ def summarize_trace(path: Path, wall_s: float, top: int = 10,
 
 def _category(name: str, holds: str = "") -> str:
     """By the opcodes a fusion holds where they are known, else by the kernel's name."""
+    if any(fragment in name.lower() for fragment in WAIT_FRAGMENTS):
+        return "waits for the runtime's thread pool"
     if holds:
         opcodes = set(holds.split()) - {"parameter", "bitcast", "constant", "tuple"}
         if opcodes & {"convolution", "dot"}:
