@@ -8,13 +8,12 @@ threads; each kernel's convolution or dot read from the compiled HLO), PyTorch w
 torch.profiler (each aten op's own CPU time, by input shapes). Times are per step.
 """
 import argparse
-import collections
-import gzip
-import json
 import re
 import tempfile
 import time
 from pathlib import Path
+
+from jaxnin.bench.profile import profile_epoch
 
 
 def jaxnin_ops(steps: int, batch_size: int) -> tuple[float, list[tuple[str, float, str]]]:
@@ -38,24 +37,17 @@ def jaxnin_ops(steps: int, batch_size: int) -> tuple[float, list[tuple[str, floa
     run = lambda state, i: jsteps._indexed_step(state, split, order[i], dropout_key, i, None, False)
     for i in range(2):
         state, _ = jax.block_until_ready(run(state, i))
-    with tempfile.TemporaryDirectory() as trace_dir:
-        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-            start = time.perf_counter()
-            for i in range(2, 2 + steps):
-                state, _ = jax.block_until_ready(run(state, i))
-            wall = (time.perf_counter() - start) / steps
-        (trace,) = Path(trace_dir).rglob("perfetto_trace.json.gz")
-        events = json.loads(gzip.decompress(trace.read_bytes()))
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    threads = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events
-               if e.get("ph") == "M" and e.get("name") == "thread_name"}
-    totals = collections.Counter()
-    for e in events:
-        if (e.get("ph") == "X" and threads.get((e["pid"], e.get("tid")), "").startswith("tf_XLA")
-                and not e["name"].startswith(("end:", "ThunkExecutor"))):
-            totals[e["name"]] += e["dur"] / 1e6 / steps
+
+    def traced_steps():
+        nonlocal state
+        for i in range(2, 2 + steps):
+            state, _ = jax.block_until_ready(run(state, i))
+
+    with tempfile.TemporaryDirectory() as trace_dir:  # the bench's own trace reading
+        summary = profile_epoch(traced_steps, Path(trace_dir), top=10_000, hlo_texts=(text,))
     what = hlo_math(text)
-    return wall, [(name, seconds, what.get(name, "")) for name, seconds in totals.most_common()]
+    return summary["wall_s"] / steps, [(op["name"], op["seconds"] / steps, what.get(op["name"], ""))
+                                       for op in summary["top"]]
 
 
 def hlo_math(text: str) -> dict[str, str]:
