@@ -3,13 +3,19 @@ an end that explains itself (jaxnin.guard)."""
 import argparse
 import logging
 import os
+import re
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from jaxnin import guard
 from jaxnin.errors import JaxninError
+from jaxnin.options import flag_fields, value_type
+
+# dest -> the flag a user types, of the command being run: library errors name a field in
+# backticks (`batch_size`), and the command line says it as its flag (--batch-size).
+_FLAGS: dict[str, str] = {}
 
 
 def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
@@ -32,7 +38,7 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     try:
         return main(argv) or 0
     except JaxninError as err:
-        return _say(f"error: {err}", 2)
+        return _say(f"error: {in_flags(str(err))}", 2)
     except KeyboardInterrupt:  # before a run owned a workdir: nothing of it exists yet
         return _say("error: interrupted (Ctrl-C or SIGTERM) before training started; nothing "
                     "was saved: rerun the same command to start again", 2)
@@ -43,10 +49,85 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line too (argparse prints usage plus the error)."""
+    """argparse whose usage errors are one line too (argparse prints usage plus the error),
+    and whose flags name the fields in the errors of the library (see in_flags)."""
 
     def error(self, message):
         raise JaxninError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args=None, namespace=None):
+        # The first long flag of each: a recipe's own alias (video's --clips-dir) comes first.
+        _FLAGS.update({action.dest: next(f for f in action.option_strings if f.startswith("--"))
+                       for action in self._actions
+                       if any(f.startswith("--") for f in action.option_strings)})
+        return super().parse_args(args, namespace)
+
+
+def in_flags(message: str) -> str:
+    """A library message with each `field` it names said as the command's flag (--field),
+    or as the plain name where the command has no such flag."""
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: _FLAGS.get(m[1], m[1]), message)
+
+
+# --- flags made from option fields (jaxnin.options) -------------------------------------------
+
+def add_flags(parser, defaults, *, help_overrides: Mapping[str, str] | None = None,
+              aliases: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """One flag per option field of `defaults`' dataclass, its help ending in `defaults`' value.
+
+    Flags default to None, so that `given` can tell what the user typed from what they did not.
+    """
+    for field in flag_fields(type(defaults)):
+        meta, name = field.metadata, field.name
+        help_text = (help_overrides or {}).get(name, meta["help"])
+        shown = getattr(defaults, name)
+        kind = value_type(field)
+        kwargs = {"action": "store_true"} if kind is bool else {"type": kind,
+                                                                  "choices": meta["choices"]}
+        parser.add_argument(*(aliases or {}).get(name, ()), "--" + name.replace("_", "-"),
+                            dest=name, default=None,
+                            help=help_text + ("" if shown is None else f" (default: {shown})"),
+                            **kwargs)
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id and --distributed (cluster auto-detection)."""
+    add = parser.add_argument
+    add("--distributed", action="store_true", help="train over several processes (hosts) with "
+        "jax.distributed; without the three flags below JAX reads them from the environment "
+        "(JAX_COORDINATOR_ADDRESS, SLURM, Open MPI, ...)")
+    add("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator "
+        "service (implies --distributed)")
+    add("--num-processes", type=int, metavar="N", help="how many processes take part")
+    add("--process-id", type=int, metavar="I", help="this process's rank, 0..N-1")
+
+
+def initialize_from_flags(args: argparse.Namespace) -> bool:
+    """The distributed runtime as the flags of add_distributed_flags ask (see
+    jaxnin.train.sharding.initialize_distributed). Returns whether the run is distributed."""
+    from jaxnin.train.sharding import initialize_distributed
+
+    return initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                  auto=args.distributed)
+
+
+def add_run_flags(parser, verb: str) -> None:
+    """The flags every tool over a finished run takes: RUN_DIR, --data-dir and --seed."""
+    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
+    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
+    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
+                        f"which seed's model to {verb} [the first]")
+
+
+def given(args, cls) -> dict:
+    """The option values of dataclass `cls` that were typed on the command line, converted."""
+    typed = {}
+    for field in flag_fields(cls):
+        value = getattr(args, field.name, None)
+        if value is not None:
+            convert = field.metadata["convert"]
+            typed[field.name] = convert(value) if convert else value
+    return typed
 
 
 def interrupt_on_sigterm() -> None:

@@ -1,32 +1,38 @@
-"""`python -m jaxnin.summary MODEL`: print a model's per-layer shapes, params and FLOPs."""
+"""`python -m jaxnin.summary MODEL [options]`: a model's per-layer shapes, params and FLOPs.
+
+Every option the model's module declares (jaxnin.options.option) is a flag here, as in the
+recipes' commands: `python -m jaxnin.summary nin --help` lists NiN's.
+"""
 import sys
 
-from jaxnin.cli import ArgumentParser, run_main
+from jaxnin.cli import ArgumentParser, add_flags, given, run_main
 from jaxnin.errors import JaxninError
-from jaxnin.models import DEFAULT_INPUT_SHAPES, MODELS, create_model
+from jaxnin.models import DEFAULT_INPUT_SHAPES, MODELS, create_model, model_class
 from jaxnin.report.summary import summarize
 
 
 def main(argv) -> int:
-    args = _parser().parse_args(argv)
+    # The model first, without --help: its options are flags of the full parser.
+    first = ArgumentParser(add_help=False)
+    first.add_argument("model", nargs="?")
+    parser = _parser(first.parse_known_args(argv)[0].model)
+    args = parser.parse_args(argv)
     shape = _input_shape(args.input_shape) if args.input_shape else DEFAULT_INPUT_SHAPES[args.model]
-    options = {k: v for k, v in (("num_1x1", args.num_1x1), ("head", args.head),
-                                 ("width_divisor", args.width_divisor)) if v is not None}
+    options = given(args, model_class(args.model))
     model = create_model(args.model, num_classes=args.num_classes, **options)
     print(f"{args.model} for input {shape}, {args.num_classes} classes")
     print(summarize(model, shape).table())
     return 0
 
 
-def _parser():
+def _parser(model: str | None = None):
     parser = ArgumentParser(prog="python -m jaxnin.summary", description=__doc__)
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--input-shape", help="H,W,C of one example (default: the recipe's)")
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--num-1x1", type=int, help="NiN: 1x1 convs per block (default 2)")
-    parser.add_argument("--head", choices=["direct", "graded"], help="NiN: last block's widths")
-    parser.add_argument("--width-divisor", type=int, help="VGG: divide conv channels by this")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    if model in MODELS:
+        add_flags(parser.add_argument_group(f"{model} options"), model_class(model)())
     return parser
 
 

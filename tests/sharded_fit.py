@@ -11,7 +11,7 @@ import numpy as np
 from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.dataset import ImageDataset
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.sharding import add_distributed_flags, initialize_from_flags
+from jaxnin.cli import add_distributed_flags, initialize_from_flags
 
 
 def main(argv) -> int:

@@ -82,6 +82,6 @@ def _option_entries(text: str) -> list[str]:
 def test_a_batch_larger_than_the_data_names_what_to_change():
     with pytest.raises(JaxninError, match="larger than the 10 training examples the data holds: "
                                           "lower it$"):
-        TrainConfig(batch_size=32).validate(num_train=10)  # e.g. a small clips folder
-    with pytest.raises(JaxninError, match="lower it or raise --limit-train"):
-        TrainConfig(batch_size=32, limit_train=10).validate(num_train=10)
+        TrainConfig(model="lenet", batch_size=32).validate(num_train=10)  # e.g. a small clips folder
+    with pytest.raises(JaxninError, match="lower it or raise `limit_train`"):
+        TrainConfig(model="lenet", batch_size=32, limit_train=10).validate(num_train=10)

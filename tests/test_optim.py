@@ -6,7 +6,8 @@ import optax
 import pytest
 
 from jaxnin.errors import JaxninError
-from jaxnin.train.optim import (check_optimizer_flags, check_resume_epochs, learning_rate_schedule,
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.optim import (check_resume_epochs, learning_rate_schedule,
                                 make_optimizer, schedule_horizon_epochs, with_warmup)
 
 
@@ -182,13 +183,14 @@ def test_clipping_scales_the_gradient_to_the_norm_before_the_step():
 
 
 def test_unknown_names_are_one_line_errors():
-    with pytest.raises(JaxninError, match="unknown --schedule"):
+    with pytest.raises(JaxninError, match="unknown `schedule`"):
         learning_rate_schedule("linear", 0.1, 1, 1)
-    with pytest.raises(JaxninError, match="unknown --optimizer"):
+    with pytest.raises(JaxninError, match="unknown `optimizer`"):
         make_optimizer("rmsprop", optax.constant_schedule(0.1))
 
 
-GOOD = dict(optimizer="momentum", lr=1e-3, momentum=0.9, schedule="step", step_size=10, gamma=0.1)
+GOOD = dict(model="lenet", optimizer="momentum", lr=1e-3, momentum=0.9, schedule="step",
+            step_size=10, gamma=0.1)
 
 
 @pytest.mark.parametrize("flag, value", [
@@ -198,16 +200,16 @@ GOOD = dict(optimizer="momentum", lr=1e-3, momentum=0.9, schedule="step", step_s
     ("step_size", 0), ("optimizer", "rmsprop"), ("schedule", "linear"), ("warmup_steps", -1),
     ("clip_norm", 0.0), ("clip_norm", -1.0), ("clip_norm", float("inf")),
     ("clip_norm", float("nan"))])
-def test_flags_torch_would_not_mean_are_one_line_errors(flag, value):
+def test_values_torch_would_not_mean_are_one_line_errors_naming_the_field(flag, value):
     with pytest.raises(JaxninError) as refused:
-        check_optimizer_flags(**{**GOOD, flag: value})
+        TrainConfig(**{**GOOD, flag: value})
     message = str(refused.value)
-    assert f"--{flag.replace('_', '-')} " in message and "\n" not in message, message
+    assert f"`{flag}` " in message and "\n" not in message, message
 
 
 def test_gamma_zero_says_what_to_do_instead():
-    with pytest.raises(JaxninError, match=r"--gamma .* set --epochs 10 instead"):
-        check_optimizer_flags(**{**GOOD, "gamma": 0.0})
+    with pytest.raises(JaxninError, match=r"`gamma` .* set `epochs` 10 instead"):
+        TrainConfig(**{**GOOD, "gamma": 0.0})
 
 
 @pytest.mark.parametrize("flag, value", [("momentum", 0.0), ("momentum", 0.999),
@@ -216,15 +218,15 @@ def test_gamma_zero_says_what_to_do_instead():
                                          ("warmup_steps", 0), ("warmup_steps", 1),
                                          ("clip_norm", None), ("clip_norm", 1e-6)])
 def test_edges_torch_means_are_accepted(flag, value):
-    check_optimizer_flags(**{**GOOD, flag: value})
+    TrainConfig(**{**GOOD, flag: value})
 
 
 def test_the_constructors_refuse_them_too():
-    with pytest.raises(JaxninError, match="--gamma"):
+    with pytest.raises(JaxninError, match="`gamma`"):
         learning_rate_schedule("step", 1e-3, 10, 5, gamma=-1.0)
-    with pytest.raises(JaxninError, match="--lr"):
+    with pytest.raises(JaxninError, match="`lr`"):
         learning_rate_schedule("constant", float("inf"), 10, 5)
-    with pytest.raises(JaxninError, match="--momentum"):
+    with pytest.raises(JaxninError, match="`momentum`"):
         make_optimizer("momentum", optax.constant_schedule(0.1), momentum=5.0)
 
 
@@ -243,5 +245,5 @@ def test_resume_keeps_the_cosine_horizon():
     check_resume_epochs("step", 20, 30)
     check_resume_epochs("constant", 20, 50)
     for epochs in (30, 10):
-        with pytest.raises(JaxninError, match=rf"--epochs {epochs} on --resume.*--epochs 20"):
+        with pytest.raises(JaxninError, match=rf"`epochs` {epochs} on resume.*`epochs` 20"):
             check_resume_epochs("cosine", 20, epochs)

@@ -16,7 +16,7 @@ from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
 from jaxnin.train.run_dir import restore_checkpoint
 from jaxnin.train.replicas import epoch_metrics, run_keys, seed_results
-from jaxnin.train.steps import create_train_state, evaluate, replica_count, train_epoch
+from jaxnin.train.steps import create_train_state, evaluate_split, replica_count, train_epoch
 from jaxnin.train.optim import make_optimizer
 from alike import assert_trained_alike, fresh_state, latest_params
 from synthetic import random_dataset
@@ -71,14 +71,14 @@ def test_stacked_states_and_fused_epochs_per_replica():
     chex.assert_shape(list(fused_sums.values()), (2,))
     chex.assert_trees_all_close(fused_sums, stepped_sums, atol=1e-4)
     chex.assert_trees_all_close(fused.params, stepped.params, atol=1e-5)
-    test_sums = evaluate(fused, to_device(data.test_images, data.test_labels), 16)
+    test_sums = evaluate_split(fused, to_device(data.test_images, data.test_labels), 16)
     np.testing.assert_array_equal(test_sums["count"], [40, 40])
 
 
 def test_run_keys_give_each_replica_its_single_run_key():
-    keys = run_keys(TrainConfig(seed=5, seeds=3), 1)
+    keys = run_keys(TrainConfig(model="lenet", seed=5, seeds=3), 1)
     for i in range(3):
-        single = run_keys(TrainConfig(seed=5 + i), 1)
+        single = run_keys(TrainConfig(model="lenet", seed=5 + i), 1)
         np.testing.assert_array_equal(jax.random.key_data(keys[i]), jax.random.key_data(single))
 
 

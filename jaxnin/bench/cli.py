@@ -31,7 +31,9 @@ from jaxnin.cli import ArgumentParser
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet
-from jaxnin.train.config import TrainConfig, add_flags, given, option
+from jaxnin.cli import add_flags, given
+from jaxnin.options import option
+from jaxnin.train.config import TrainConfig
 
 # model -> the recipe whose optimizer, lr and model options its throughput runs use.
 RECIPES = {"nin": fashion_nin.DEFAULTS, "vgg11": fashion_vgg.DEFAULTS,

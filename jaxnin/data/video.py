@@ -30,6 +30,7 @@ import numpy as np
 from jaxnin.data import clips
 from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
+from jaxnin.options import Range, check_values, option
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,20 @@ SPLITS = ("train", "test")
 SAMPLE_CLIPS = "sample_clips_v1"  # bump when make_sample_clips changes what it writes
 _CACHE_FORMAT = 1  # bump when the cache layout changes
 _LAYOUT_HINT = "put each clip in root/<label>/ (or root/train/<label>/ and root/test/<label>/)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+    """How clips become frame stacks: load_clips' options (a run's `data_options`)."""
+    frames: int = option(DEFAULT_FRAMES, "frames sampled uniformly from each clip, stacked as "
+                         "channels", within=Range(1, 1024))
+    size: int = option(DEFAULT_SIZE, "side each frame is resized to when decoded and cached "
+                       "(then `resize` on the device)", within=Range(1, 4096))
+    test_ratio: float = option(DEFAULT_TEST_RATIO, "share of each class held out for testing "
+                               "when the folder has no train/ and test/ folders",
+                               within=Range(0, 1, low_open=True, high_open=True))
+    split_seed: int = option(DEFAULT_SPLIT_SEED, "seeds that split and the clips' order",
+                             within=Range(0, 2**32 - 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +104,7 @@ def find_clips(root: Path) -> list[Clip]:
     if len(present) == 1:
         missing = next(s for s in SPLITS if s not in present)
         raise JaxninError(f"{root} has {present[0]}/ but no {missing}/: give both (each holding "
-                          "<label>/ folders), or neither to split by --test-ratio")
+                          "<label>/ folders), or neither to split by `test_ratio`")
     skipped: list[Path] = []
     broken: list[Path] = []
     empty: list[Path] = []
@@ -251,7 +266,7 @@ def _check_usable(root: Path, decoded: dict, class_names: list[str], unreadable:
         if not decoded[split]:
             raise JaxninError(f"{root}: no readable {split} clips among {num_found}{why}: "
                               f"{_LAYOUT_HINT}, with clips for both splits (or raise "
-                              "--test-ratio)")
+                              "`test_ratio`)")
 
 
 def _report_decoding(meta: dict) -> None:
@@ -356,12 +371,7 @@ def _count(dataset: ImageDataset) -> int:
 
 
 def _check_options(frames: int, size: int, test_ratio: float) -> None:
-    if not isinstance(frames, int) or frames < 1:
-        raise JaxninError(f"--frames must be a positive whole number, got {frames!r}")
-    if not isinstance(size, int) or size < 1:
-        raise JaxninError(f"--size must be a positive whole number, got {size!r}")
-    if not 0 < test_ratio < 1:
-        raise JaxninError(f"--test-ratio must lie between 0 and 1, got {test_ratio!r}")
+    check_values(ClipOptions(frames=frames, size=size, test_ratio=test_ratio))
 
 
 def sample_clips(cache: Path) -> Path:
@@ -370,7 +380,7 @@ def sample_clips(cache: Path) -> Path:
     if not folder.is_dir():
         from jaxnin.data import make_sample_clips
 
-        log.info("no --clips-dir given: writing the sample clips to %s (once) ...", folder)
+        log.info("no clips folder given: writing the sample clips to %s (once) ...", folder)
         try:
             make_sample_clips.write_sample_clips(folder)
         except (JaxninError, OSError):

@@ -17,16 +17,14 @@ wrong whenever the last batch is short.
 
 For a CPU smoke run: --resize 32 --width-divisor 8 --limit-train 1024 --limit-test 500.
 """
-import dataclasses
 import sys
 
-from jaxnin.experiments.recipe import Recipe
-from jaxnin.models import VGG, VGG_CONFIGS
-from jaxnin.train.config import TrainConfig, option
+from jaxnin.experiments.recipe import command_of
+from jaxnin.recipes import recipe
+from jaxnin.train.config import TrainConfig
 
 DEPTHS = {"A": 11, "B": 13, "D": 16, "E": 19}
-DEFAULTS = TrainConfig(model="vgg11", dataset="fashion_mnist", epochs=3, batch_size=128,
-                       optimizer="adam", lr=1e-3, resize=224, model_options={"dropout": 0.0})
+DEFAULTS = recipe("fashion_vgg")
 
 
 def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
@@ -34,17 +32,8 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
             f"_ep{config.epochs}")
 
 
-@dataclasses.dataclass(frozen=True)
-class VGGOptions:
-    config: str = option("A", "A=VGG-11, B=13, D=16, E=19", choices=tuple(sorted(VGG_CONFIGS)))
-    width_divisor: int = option(VGG.width_divisor, "divide conv channels (d2l's slim VGG, for "
-                                "CPU runs)")
-    dropout: float = option(VGG.dropout, "after each hidden Dense (the seed's is 0)")
-
-
-RECIPE = Recipe(prog="jaxnin.experiments.fashion_vgg", description=__doc__, defaults=DEFAULTS,
-                run_name=run_name, model_flags=VGGOptions,
-                model_chooser=("config", lambda config: f"vgg{DEPTHS[config]}"))
+RECIPE = command_of("fashion_vgg", description=__doc__, run_name=run_name,
+                    model_chooser=("config", lambda config: f"vgg{DEPTHS[config]}"))
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

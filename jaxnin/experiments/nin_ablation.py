@@ -22,18 +22,18 @@ import jax
 from jaxnin.cli import ArgumentParser, interrupt_on_sigterm, run_main
 from jaxnin.data import load_data
 from jaxnin.errors import JaxninError
-from jaxnin.experiments.fashion_nin import DEFAULTS as SEED_001
+from jaxnin.recipes import RECIPES, recipe
 from jaxnin.report.ablation import plot_variants, results_table
 from jaxnin.report.costs import run_costs
-from jaxnin.report.logging import write_json
+from jaxnin.report.logging import Console, Curves, write_json
 from jaxnin.run import command_line, fit
 from jaxnin.train.config import NamedConfig, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant(NamedConfig):
-    """One setting of the ablation (a named config), the question it answers and what the
-    forum reported."""
+    """One setting of the ablation (the recipe nin_ablation.<name>), the question it answers
+    and what the forum reported."""
     question: str = ""
     forum: str = ""
 
@@ -46,32 +46,21 @@ class Variant(NamedConfig):
         return self.help
 
 
-def _seed_001(**changes) -> TrainConfig:
-    return dataclasses.replace(SEED_001, **changes)
-
-
-VARIANTS = (
-    Variant("a2", "seed 001: two 1x1 convs, SGD 0.1, b128, 224, 10 ep", _seed_001(),
-            question="a", forum="test 0.884 (1287 ex/s); another user: 0.8700"),
-    Variant("a1", "one 1x1 conv per block", _seed_001(model_options={"num_1x1": 1}),
-            question="a",
-            forum="test 0.885 (1759.6 ex/s), 0.8 GB less memory; another user: 0.8527"),
-    Variant("b", "SGD lr 0.12, 15 epochs", _seed_001(lr=0.12, epochs=15), question="b",
-            forum="test 0.8856"),
-    Variant("c", "Adam 1e-3, batch 512, resize 96",
-            _seed_001(optimizer="adam", lr=1e-3, batch_size=512, resize=96), question="c",
-            forum="train 0.913, test 0.906"),
-    Variant("d", "Adam 2e-3, batch 1024, resize 96",
-            _seed_001(optimizer="adam", lr=2e-3, batch_size=1024, resize=96), question="d",
-            forum="test 0.901"),
-    Variant("e", "graded last block 384→114→34→10 (a2 is the direct 384→10)",
-            _seed_001(model_options={"head": "graded"}), question="e",
-            forum="asked, not measured"),
-    *(Variant(f"f{lr:g}", f"lr sweep: SGD lr {lr:g} (a2 is lr 0.1)", _seed_001(lr=lr),
-              question="f",
-              forum="d2l pitfall: lr 0.1 can stick at loss 2.303" if lr > 0.1 else "–")
-      for lr in (0.02, 0.05, 0.2, 0.3)),
-)
+# What seed 003's forum asked (a-f) and reported, beside each setting's recipe.
+FORUM = {
+    "a2": ("a", "test 0.884 (1287 ex/s); another user: 0.8700"),
+    "a1": ("a", "test 0.885 (1759.6 ex/s), 0.8 GB less memory; another user: 0.8527"),
+    "b": ("b", "test 0.8856"),
+    "c": ("c", "train 0.913, test 0.906"),
+    "d": ("d", "test 0.901"),
+    "e": ("e", "asked, not measured"),
+    **{f"f{lr:g}": ("f", "d2l pitfall: lr 0.1 can stick at loss 2.303" if lr > 0.1 else "–")
+       for lr in (0.02, 0.05, 0.2, 0.3)},
+}
+VARIANTS = tuple(
+    Variant(key, RECIPES[f"nin_ablation.{key}"].purpose.removeprefix("seed 003's question: "),
+            recipe(f"nin_ablation.{key}"), question=question, forum=forum)
+    for key, (question, forum) in FORUM.items())
 
 # --quick: every variant shrunk to seconds on a CPU. NiN's smallest input is 67; the
 # accuracies mean nothing at this size, the run only proves the whole pipeline.
@@ -87,7 +76,7 @@ def main(argv) -> int:
     configs = {v.key: _config(v, seeds, args) for v in variants}
     if args.costs_only:
         return _write_costs(Path(args.out or "experiments/nin_ablation"), variants, configs)
-    data = load_data(SEED_001.dataset, args.data_dir)
+    data = load_data("fashion_mnist", args.data_dir)
     runs_dir = Path(args.workdir or ("runs/nin_ablation" + ("_quick" if args.quick else "")))
     out = Path(args.out or ("experiments/nin_ablation" + ("/quick" if args.quick else "")))
     interrupt_on_sigterm()
@@ -131,7 +120,10 @@ def _train(config: TrainConfig, data, workdir: Path) -> dict:
         raise JaxninError(f"{workdir} holds this variant with other settings ({', '.join(changed)}"
                           "): remove it or choose another --workdir")
     if "results" not in record:
-        fit(config, data, workdir, resume=(workdir / "checkpoints").exists())
+        console = Console(config.epochs)
+        fit(config, data, workdir, resume=(workdir / "checkpoints").exists(),
+            callbacks=[console, Curves(workdir.absolute(), f"{config.model} on {config.dataset}")],
+            progress=console)
     return {"run": json.loads(run_file.read_text()),
             "history": json.loads((workdir / "history.json").read_text())}
 

@@ -1,31 +1,42 @@
-"""A seed experiment as a command: a named config plus its model and data options.
+"""A recipe (jaxnin.recipes) as a command: `python -m jaxnin.experiments.<name> [flags]`.
 
-Every flag is generated from an option field (jaxnin.train.config.option): the training
-options of TrainConfig, the recipe's model options (-> config.model_options) and data options
-(-> config.data_options). Only what belongs to one invocation, not to the run (--workdir,
---resume, --debug, the distributed runtime), is declared here by hand.
+Every flag is made from an option field (jaxnin.options.option): the training options of
+TrainConfig, the model's options (fields of its Flax module, -> config.model_options) and the
+dataset's (-> config.data_options). Only what belongs to one invocation, not to the run
+(--workdir, --resume, --from, --debug, the distributed runtime), is declared here by hand.
+The command shows what `fit` does: the progress, each epoch's line, TensorBoard scalars, the
+curves, and d2l's closing lines.
 """
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from jaxnin.cli import ArgumentParser, interrupt_on_sigterm, run_main
-from jaxnin.train.config import NamedConfig, TrainConfig, add_flags, given, option_defaults
-from jaxnin.train.sharding import add_distributed_flags, initialize_from_flags, is_primary
+from jaxnin.cli import (ArgumentParser, add_distributed_flags, add_flags, given,
+                        initialize_from_flags, interrupt_on_sigterm, run_main)
+from jaxnin.recipes import RECIPES
+from jaxnin.train.config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipe:
-    """A seed experiment: its defaults, its variants, its option flags and its workdir name."""
+class Variant:
+    """Another recipe that a flag of this command chooses (`--tuned` -> mnist_lenet.tuned)."""
+    name: str
+    help: str
+    config: TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A recipe's command line: its defaults, its variants, its option flags, its workdir."""
     prog: str
     description: str
     defaults: TrainConfig
     run_name: Callable[[TrainConfig, int, int], str]  # (config, in_channels, classes) -> name
-    model_flags: type | None = None  # a dataclass of option fields -> config.model_options
     data_flags: type | None = None  # a dataclass of option fields -> config.data_options
-    variants: tuple[NamedConfig, ...] = ()  # each a --<name> flag choosing another base config
+    variants: tuple[Variant, ...] = ()  # each a --<name> flag choosing another base config
     # A model option that picks the model rather than configures it, and the model each of
     # its values names (VGG's --config A -> vgg11).
     model_chooser: tuple[str, Callable[[str], str]] | None = None
@@ -38,57 +49,92 @@ class Recipe:
 
     def _run(self, argv) -> int:
         from jaxnin.data import load_data  # the heavy stack loads after --help and bad flags
+        from jaxnin.report.logging import (Console, Curves, TensorBoard, device_text,
+                                           final_lines, print_line, seed_lines)
         from jaxnin.run import fit
+        from jaxnin.train.sharding import is_primary
 
         args = self.parser().parse_args(argv)
         config = self.config(args)
-        config.validate()  # bad flags fail now, before the data loads
         initialize_from_flags(args)  # before anything touches a device
         start = time.perf_counter()
         data = load_data(config.dataset, config.data_dir, config.data_options)
         load_s = time.perf_counter() - start
         name = self.run_name(config, data.train_images.shape[-1], len(data.class_names))
-        workdir = args.workdir or Path("runs") / (
-            name + (f"_seeds{config.seeds}" if config.seeds > 1 else ""))
+        workdir = Path(args.workdir or Path("runs") / (
+            name + (f"_seeds{config.seeds}" if config.seeds > 1 else "")))
         if is_primary():
-            print(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
-                  f"{load_s:.1f} s) -> {workdir}", flush=True)
+            print_line(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
+                       f"{load_s:.1f} s) -> {workdir}")
         interrupt_on_sigterm()
-        fit(config, data, workdir, resume=args.resume)
+        console = Console(config.epochs)
+        writers = [console, TensorBoard(workdir.absolute()),
+                   Curves(workdir.absolute(), f"{config.model} on {config.dataset}")]
+        run = fit(config, data, workdir, resume=args.resume, callbacks=writers,
+                  progress=console)
+        if is_primary():
+            print_line(final_lines(run.history, device_text()))
+            results = json.loads((run.workdir / "run.json").read_text())["results"]
+            print_line(seed_lines(results))
         return 0
 
     def config(self, args: argparse.Namespace) -> TrainConfig:
-        """The recipe's defaults (or a chosen variant's) with every given flag applied."""
+        """The recipe's defaults (or a chosen variant's, or a run's) with every flag applied."""
         base = next((v.config for v in self.variants if getattr(args, v.name, False)),
                     self.defaults)
-        model_options = given(args, self.model_flags) if self.model_flags else {}
+        if args.from_run:
+            base = _config_of_run(args.from_run)
+        model_options = given(args, self._model_class(base))
         model = base.model
         if self.model_chooser and self.model_chooser[0] in model_options:
             key, name_of = self.model_chooser
             model = name_of(model_options.pop(key))
         data_options = given(args, self.data_flags) if self.data_flags else {}
-        return dataclasses.replace(
-            base, model=model, model_options={**base.model_options, **model_options},
-            data_options={**base.data_options, **data_options},
-            **given(args, type(self.defaults)))
+        return base.replace(model=model, model_options={**base.model_options, **model_options},
+                            data_options={**base.data_options, **data_options},
+                            **given(args, type(self.defaults)))
+
+    def _model_class(self, config: TrainConfig) -> type:
+        from jaxnin.models import model_class
+
+        return model_class(config.model)
 
     def parser(self) -> argparse.ArgumentParser:
         parser = ArgumentParser(prog=f"python -m {self.prog}", description=self.description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         add = parser.add_argument
-        variants = parser.add_mutually_exclusive_group() if self.variants else parser
-        for variant in self.variants:  # each is a whole recipe: one at most
-            variants.add_argument(f"--{variant.name}", action="store_true", help=variant.help)
+        bases = parser.add_mutually_exclusive_group()  # each is a whole recipe: one at most
+        for variant in self.variants:
+            bases.add_argument(f"--{variant.name}", action="store_true", help=variant.help)
+        bases.add_argument("--from", dest="from_run", metavar="RUN",
+                           help="start from the config of a run (its run.json, or the folder "
+                           "holding it) instead of this recipe's; other flags still override")
         add("--workdir", help="where checkpoints, history and curves go (default: runs/<name>)")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
             "checkpoint (same flags; --epochs may grow, except with --schedule cosine)")
         add("--debug", action="store_true", help="show tracebacks instead of one-line errors")
         add_flags(parser.add_argument_group("training options"), self.defaults,
                   help_overrides=self.help_overrides, aliases=self.aliases)
-        for title, flags, chosen in (("model options", self.model_flags, self.defaults.model_options),
-                                     ("data options", self.data_flags, self.defaults.data_options)):
-            if flags is not None:
-                add_flags(parser.add_argument_group(title),
-                          flags(**{**option_defaults(flags), **chosen}))
+        model = self._model_class(self.defaults)
+        add_flags(parser.add_argument_group("model options"),
+                  model(**self.defaults.model_options))
+        if self.data_flags is not None:
+            add_flags(parser.add_argument_group("data options"),
+                      self.data_flags(**self.defaults.data_options))
         add_distributed_flags(parser.add_argument_group("several processes"))
         return parser
+
+
+def command_of(name: str, **fields) -> Command:
+    """The Command of recipe `name`, its `<name>.<variant>` recipes as --<variant> flags."""
+    variants = tuple(Variant(key.split(".", 1)[1], recipe.purpose, recipe.config)
+                     for key, recipe in RECIPES.items() if key.startswith(name + "."))
+    return Command(prog=f"jaxnin.experiments.{name}", defaults=RECIPES[name].config,
+                   variants=variants, **fields)
+
+
+def _config_of_run(path: str) -> TrainConfig:
+    from jaxnin.train.run_dir import run_config
+
+    path = Path(path)
+    return run_config(path.parent if path.name == "run.json" else path)

@@ -14,31 +14,14 @@ checkpoint, and a workdir named as the seed names it. What the seed does not sho
 choice: 16 frames, decoded at 112x112 and resized to 224 on the device (the 001 net's input
 size), batch 32, a 20 % test split per class. experiments/video_nin/ records a quick CPU run.
 """
-import dataclasses
 import sys
 
-from jaxnin.data import video
-from jaxnin.experiments.fashion_nin import NiNOptions
-from jaxnin.experiments.recipe import Recipe
-from jaxnin.train.config import TrainConfig, option
+from jaxnin.data.video import ClipOptions
+from jaxnin.experiments.recipe import command_of
+from jaxnin.recipes import recipe
+from jaxnin.train.config import TrainConfig
 
-
-@dataclasses.dataclass(frozen=True)
-class ClipOptions:
-    """How clips become frame stacks (jaxnin.data.video.load_clips' options)."""
-    frames: int = option(video.DEFAULT_FRAMES, "frames sampled uniformly from each clip, "
-                         "stacked as channels")
-    size: int = option(video.DEFAULT_SIZE, "side each frame is resized to when decoded and "
-                       "cached (then --resize on the device; 0 keeps this)")
-    test_ratio: float = option(video.DEFAULT_TEST_RATIO, "share of each class held out for "
-                               "testing when DIR has no train/ and test/ folders")
-    split_seed: int = option(video.DEFAULT_SPLIT_SEED, "seeds that split and the clips' order")
-
-
-DATA_DEFAULTS = dataclasses.asdict(ClipOptions())
-DEFAULTS = TrainConfig(model="nin", dataset=video.NAME, optimizer="sgd", lr=0.001, epochs=300,
-                       batch_size=32, resize=224, best=("best_loss",),
-                       data_options=DATA_DEFAULTS)
+DEFAULTS = recipe("video_nin")
 
 
 def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
@@ -47,11 +30,10 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
             f"_epochs{config.epochs}")
 
 
-RECIPE = Recipe(prog="jaxnin.experiments.video_nin", description=__doc__, defaults=DEFAULTS,
-                run_name=run_name, model_flags=NiNOptions, data_flags=ClipOptions,
-                help_overrides={"data_dir": "folder of DIR/<label>/<clip> (default: the sample "
-                                "clips, written once into the cache)"},
-                aliases={"data_dir": ("--clips-dir",)})
+RECIPE = command_of("video_nin", description=__doc__, run_name=run_name, data_flags=ClipOptions,
+                    help_overrides={"data_dir": "folder of DIR/<label>/<clip> (default: the "
+                                    "sample clips, written once into the cache)"},
+                    aliases={"data_dir": ("--clips-dir",)})
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

@@ -56,4 +56,4 @@ def require_input_size(x, minimum: int, model: str) -> None:
     height, width = x.shape[1:3]
     if min(height, width) < minimum:
         raise JaxninError(f"{model} needs inputs of at least {minimum}x{minimum}, got "
-                          f"{height}x{width}: feed at least that (--resize {minimum} in the recipes)")
+                          f"{height}x{width}: feed at least that (`resize` {minimum})")

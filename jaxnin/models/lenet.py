@@ -3,6 +3,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxnin.models.layers import AvgPool, Conv, Dense, flatten, require_input_size
+from jaxnin.options import option
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 
@@ -18,8 +19,9 @@ class LeNet5(nn.Module):
       dtype: compute dtype; params stay float32 and the logits are returned in float32.
     """
     num_classes: int = 10
-    activation: str = "sigmoid"
-    dense_activations: bool = False
+    activation: str = option("sigmoid", "after conv1 and conv2",
+                             choices=tuple(sorted(ACTIVATIONS)))
+    dense_activations: bool = option(False, "also after conv3 and fc1, as LeCun's original")
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact

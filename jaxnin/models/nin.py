@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxnin.models.layers import Conv, GlobalAvgPool, MaxPool, require_input_size
+from jaxnin.options import Range, option
 
 # (features, kernel, stride, padding) of the three feature blocks; each is followed by MaxPool 3/2.
 FEATURE_BLOCKS = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1))
@@ -69,11 +70,15 @@ class NiN(nn.Module):
       dtype: compute dtype; params stay float32 and the logits are returned in float32.
     """
     num_classes: int = 10
-    num_1x1: int = 2
-    dropout: float = 0.5
-    head: str = "direct"
-    head_bias: float = 0.0
-    linear_logits: bool = False
+    num_1x1: int = option(2, "1x1 convs per NiN block", within=Range(0, 16))
+    dropout: float = option(0.5, "rate of the dropout before the last block",
+                            within=Range(0, 1, high_open=True))
+    head: str = option("direct", "last block: direct 384->classes as the seed, or graded",
+                       choices=HEADS)
+    head_bias: float = option(0.0, "initial bias of the last block's convs (0 as the seed; "
+                              "> 0 starts every class channel alive)")
+    linear_logits: bool = option(False, "leave out the last block's final ReLU, so that no "
+                                 "class channel can die (not the seed's net)")
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact

@@ -3,6 +3,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxnin.models.layers import Conv, Dense, MaxPool, flatten, require_input_size
+from jaxnin.options import COUNT, Range, option
 from jaxnin.vgg_cfgs import CONFIGS  # seed 004's cfgs, shared with the bench's PyTorch VGG
 
 
@@ -18,11 +19,13 @@ class VGG(nn.Module):
       dtype: compute dtype; params stay float32 and the logits are returned in float32.
     The first Dense takes whatever the features flatten to, so 224, 96 or 32 inputs all work.
     """
-    config: str = "A"
+    config: str = option("A", "A=VGG-11, B=13, D=16, E=19", choices=tuple(sorted(CONFIGS)))
     num_classes: int = 10
-    dropout: float = 0.5
-    width_divisor: int = 1
-    hidden: int = 4096
+    dropout: float = option(0.5, "after each hidden Dense (the seed's is 0)",
+                            within=Range(0, 1, high_open=True))
+    width_divisor: int = option(1, "divide conv channels (d2l's slim VGG, for CPU runs)",
+                                within=Range(1, 64))
+    hidden: int = option(4096, "width of the two hidden Dense layers", flag=False, within=COUNT)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact

@@ -1,37 +1,38 @@
-"""A run's configuration, each option described once, and the command line made from it.
+"""A run's configuration: TrainConfig, each option declared once with its meaning and range.
 
-An option is a dataclass field made by `option()`: its type is the annotation, and its default
-and help sit beside it. `add_flags` turns the option fields of any such dataclass (TrainConfig,
-a model's or a dataset's options, the bench's settings) into argparse flags whose help shows
-the default of the recipe at hand once; `given` reads back the flags the user typed. So a new
-training option is one line here, and every recipe's `--help` lists it.
+An option is a field made by jaxnin.options.option(): `help(TrainConfig)` lists them, command
+lines make their flags from them (jaxnin.cli), `run.json` stores them, and a value outside a
+field's range is refused when the config is made, naming the field.
+
+A config holds no model's defaults of its own: the fields a recipe sets (dataset, epochs,
+optimizer, lr, ...) that are not given come from the model's recipe (jaxnin.recipes), so that
+`TrainConfig(model="lenet")` is seed 002's LeNet-5 recipe, not NiN's main job with LeNet in it.
 """
 import dataclasses
-import types
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from jaxnin.data import video
 from jaxnin.errors import JaxninError
-from jaxnin.models import MODELS
+from jaxnin.models import MODELS, check_model_options
+from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, Documented, Range, check_options,
+                            check_values, option)
 from jaxnin.train.checkpoint import BEST_BY
-from jaxnin.train.optim import OPTIMIZERS, SCHEDULES, check_optimizer_flags
+from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
 
 DTYPES = ("float32", "bfloat16")
-# Keys that may change between a run and its --resume: more epochs (as the schedule allows,
-# see optim.check_resume_epochs), or data moved elsewhere.
-RESUMABLE_CHANGES = ("epochs", "data_dir", "shard_params")  # where the state lives, too
+# Keys that may change between a run and its resume: more epochs (as the schedule allows,
+# see optim.check_resume_epochs), or data or state placed elsewhere.
+RESUMABLE_CHANGES = ("epochs", "data_dir", "shard_params")
 
 
-def option(default: Any = None, help: str = "", *, flag: bool = True,
-           choices: tuple | None = None, convert: Callable[[Any], Any] | None = None,
-           default_factory: Callable[[], Any] | None = None) -> Any:
-    """A config field and, where `flag`, its `--field-name` command-line flag.
+class _FromRecipe:
+    """The default of a field that the model's recipe sets (see TrainConfig)."""
 
-    `convert` maps the typed value to the stored one (e.g. `--resize 0` to None).
-    """
-    metadata = {"help": help, "flag": flag, "choices": choices, "convert": convert}
-    if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    def __repr__(self):
+        return "<the model's recipe>"
+
+
+FROM_RECIPE = _FromRecipe()
 
 
 def _keep_stored_size(size: int) -> int | None:
@@ -39,83 +40,126 @@ def _keep_stored_size(size: int) -> int | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a run; `run.json` stores it and reproduces the run."""
-    model: str = option("nin", flag=False)  # recipes choose it (VGG's --config)
-    model_options: Mapping[str, Any] = option(flag=False, default_factory=dict)
-    dataset: str = option("fashion_mnist", flag=False)
+class TrainConfig(metaclass=Documented):
+    """Everything that determines a run; `run.json` stores it and reproduces the run.
+
+    `model` is required. Fields shown as <the model's recipe> and not given are taken from
+    the recipe of that model and `dataset` (jaxnin.recipes.recipe_for), so a config built in
+    code trains what the recipe trains unless told otherwise. Make one from a recipe with
+    `jaxnin.recipe(name)` and change it with `dataclasses.replace` (or `.replace`).
+    Values outside an option's range raise a JaxninError naming the field.
+    """
+    model: str = option(help="registered model name (jaxnin.models.MODELS)", flag=False,
+                        choices=tuple(MODELS))
+    model_options: Mapping[str, Any] = option(FROM_RECIPE, "the model module's options, e.g. "
+                                              "{'num_1x1': 1} (see help() of its class)",
+                                              flag=False)
+    dataset: str = option(FROM_RECIPE, "dataset name (jaxnin.data.DATASETS, or your own "
+                          "ImageDataset's name)", flag=False)
     data_dir: str | None = option(None, "folder holding <dataset>/ with the four MNIST-format "
                                   ".gz files (default: $JAXNIN_DATA_DIR, else tfds downloads "
                                   "them)")
-    data_options: Mapping[str, Any] = option(flag=False, default_factory=dict)  # video frames
-    epochs: int = option(10, "training epochs")
-    batch_size: int = option(128, "training batch size")
-    eval_batch_size: int = option(500, "evaluation batch size")
-    optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
-    lr: float = option(0.1, "(initial) learning rate")
-    momentum: float = option(0.9, "for --optimizer momentum, in [0, 1)")
-    schedule: str = option("constant", "lr schedule; step is PyTorch's StepLR per epoch",
+    data_options: Mapping[str, Any] = option(FROM_RECIPE, "the dataset loader's options (video "
+                                             "frames and size)", flag=False)
+    epochs: int = option(FROM_RECIPE, "training epochs", within=COUNT)
+    batch_size: int = option(FROM_RECIPE, "training batch size", within=COUNT)
+    eval_batch_size: int = option(500, "evaluation batch size (capped at the test split)",
+                                  within=COUNT)
+    optimizer: str = option(FROM_RECIPE, "optimizer", choices=OPTIMIZERS)
+    lr: float = option(FROM_RECIPE, "(initial) learning rate", within=POSITIVE)
+    momentum: float = option(FROM_RECIPE, "momentum of the momentum optimizer",
+                             within=Range(0, 1, high_open=True))
+    schedule: str = option(FROM_RECIPE, "lr schedule; step is PyTorch's StepLR per epoch",
                            choices=SCHEDULES)
-    step_size: int = option(10, "StepLR: epochs between decays")
-    gamma: float = option(0.1, "StepLR: decay factor, in (0, 1]")
+    step_size: int = option(FROM_RECIPE, "StepLR: epochs between decays", within=COUNT)
+    gamma: float = option(FROM_RECIPE, "StepLR: decay factor",
+                          within=Range(0, 1, low_open=True))
     warmup_steps: int = option(0, "scale the lr by min(1, (t + 1) / N) over the first N "
-                               "optimizer steps t, on top of the schedule; 0: no warm-up")
+                               "optimizer steps t, on top of the schedule; 0: no warm-up",
+                               within=Range(0, INT32_MAX))
     clip_norm: float | None = option(None, "clip each step's gradients to this global L2 norm "
-                                     "(torch's clip_grad_norm_); default: no clipping")
-    resize: int | None = option(224, "resize images to this square size on the device; 0 keeps "
-                                "the stored size", convert=_keep_stored_size)
+                                     "(torch's clip_grad_norm_); default: no clipping",
+                                     within=POSITIVE)
+    resize: int | None = option(FROM_RECIPE, "resize images to this square size on the device; "
+                                "0 keeps the stored size", convert=_keep_stored_size,
+                                within=Range(1, 4096))
     dtype: str = option("float32", "compute dtype; params stay float32", choices=DTYPES)
-    seed: int = option(0, "seeds init, shuffling and dropout")
+    seed: int = option(0, "seeds init, shuffling and dropout", within=Range(0, 2**32 - 1))
     seeds: int = option(1, "train K replicas (seeds seed..seed+K-1) at once in one program; "
-                        "report each seed and the mean ± std")
-    limit_train: int | None = option(None, "train on the first N training examples only")
-    limit_test: int | None = option(None, "evaluate on the first N test examples only")
-    best: tuple[str, ...] = option(("best_loss",), flag=False)
+                        "report each seed and the mean ± std", within=Range(1, 1024))
+    limit_train: int | None = option(None, "train on the first N training examples only",
+                                     within=COUNT)
+    limit_test: int | None = option(None, "evaluate on the first N test examples only",
+                                    within=COUNT)
+    best: tuple[str, ...] = option(FROM_RECIPE, "which best checkpoints to keep besides the "
+                                   "latest: best_loss (lowest test loss), best_acc", flag=False)
     shard_params: bool = option(False, "split the large params and their optimizer state over "
                                 "the devices (FSDP-style) instead of replicating them; for "
                                 "models that crowd one device, e.g. VGG's heads")
 
+    def __post_init__(self):
+        if self.model is None:
+            raise JaxninError(f"`model` is required: one of {', '.join(MODELS)} (or start from "
+                              "a recipe: jaxnin.recipe(name))")
+        if self.model not in MODELS:
+            raise JaxninError(f"`model` must be one of {', '.join(MODELS)}, got {self.model!r}")
+        unset = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_RECIPE]
+        if unset:
+            from jaxnin.recipes import recipe_for  # the recipes are TrainConfigs themselves
+
+            base = recipe_for(self.model, None if "dataset" in unset else self.dataset)
+            for name in unset:
+                object.__setattr__(self, name, getattr(base, name))
+        for name in ("model_options", "data_options"):
+            object.__setattr__(self, name, dict(getattr(self, name)))
+        object.__setattr__(self, "best", tuple(self.best))
+        self._check()
+
+    def _check(self) -> None:
+        if self.gamma == 0:  # before the range, which would not say what to do instead
+            raise JaxninError(f"`gamma` 0 would stop learning after epoch {self.step_size}; "
+                              f"set `epochs` {self.step_size} instead")
+        check_values(self)
+        check_model_options(self.model, self.model_options)
+        _check_data_options(self.dataset, self.data_options)
+        unknown = set(self.best) - set(BEST_BY)
+        if unknown:
+            raise JaxninError(f"`best` names unknown checkpoints {sorted(unknown)}: choose from "
+                              f"{', '.join(BEST_BY)}")
+        if self.seed + self.seeds - 1 > 2**32 - 1:
+            raise JaxninError(f"`seed` {self.seed} + `seeds` {self.seeds} runs past the largest "
+                              f"seed, {2**32 - 1}")
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with `changes` applied (and checked), as dataclasses.replace."""
+        return dataclasses.replace(self, **changes)
+
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "model_options": dict(self.model_options),
-                "data_options": dict(self.data_options),
-                "best": list(self.best)}
+                "data_options": dict(self.data_options), "best": list(self.best)}
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> "TrainConfig":
+        """The config a run.json stored; fields it lacks (older runs) take today's defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (tuple(v) if k == "best" else v) for k, v in record.items() if k in known})
 
     def validate(self, num_train: int | None = None) -> None:
-        """Raise a JaxninError naming the first flag whose value cannot work.
+        """Raise a JaxninError naming the first field whose value cannot work with the data.
 
-        Without `num_train` (before the data is loaded) the batch is not checked against it.
+        The ranges are checked when the config is made; this adds what needs the data:
+        without `num_train` (before the data is loaded) the batch is not checked against it.
         """
-        check_optimizer_flags(self.optimizer, self.lr, self.momentum, self.schedule,
-                              self.step_size, self.gamma, self.warmup_steps, self.clip_norm)
-        for ok, message in [
-            (self.model in MODELS, f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}"),
-            (self.dtype in DTYPES, f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}"),
-            (self.seeds >= 1, f"--seeds must be at least 1, got {self.seeds}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (num_train is None or self.batch_size <= num_train,
-             f"--batch-size {self.batch_size} is larger than the {num_train} training examples"
-             + (": lower it or raise --limit-train" if self.limit_train == num_train
-                else " the data holds: lower it")),
-            (self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, got {self.eval_batch_size}"),
-            (self.resize is None or self.resize >= 1, f"--resize must be positive, got {self.resize}"),
-            (self.limit_train is None or self.limit_train >= 1,
-             f"--limit-train must be at least 1 example, got {self.limit_train}"),
-            (self.limit_test is None or self.limit_test >= 1,
-             f"--limit-test must be at least 1 example, got {self.limit_test}"),
-            (set(self.best) <= set(BEST_BY), f"unknown best checkpoints {self.best}"),
-        ]:
-            if not ok:
-                raise JaxninError(message)
+        self._check()
+        if num_train is not None and self.batch_size > num_train:
+            raise JaxninError(
+                f"`batch_size` {self.batch_size} is larger than the {num_train} training "
+                "examples" + (": lower it or raise `limit_train`" if self.limit_train == num_train
+                              else " the data holds: lower it"))
 
     @property
     def seed_values(self) -> list[int]:
-        """The seed of each replica: replica i is the run that --seed seed+i alone would be."""
+        """The seed of each replica: replica i is the run that seed seed+i alone would be."""
         return list(range(self.seed, self.seed + self.seeds))
 
     def changed_keys(self, other: "TrainConfig") -> list[str]:
@@ -124,58 +168,19 @@ class TrainConfig:
         return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
 
 
+def _check_data_options(dataset: str, options: Mapping[str, Any]) -> None:
+    """Clips take the loader's options (jaxnin.data.video.ClipOptions); image sets take none."""
+    if dataset == video.NAME:
+        check_options(video.ClipOptions, dict(options), f"dataset {dataset!r}")
+    elif options:
+        raise JaxninError(f"dataset {dataset!r} takes no `data_options`, got "
+                          f"{', '.join(options)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class NamedConfig:
-    """A config with a name and what it is for: a recipe's variant (`--tuned`), an ablation's
-    setting, a bench's recipe."""
+    """A config with a name and what it is for: a recipe's variant (`tuned`), an ablation's
+    setting."""
     name: str
     help: str
     config: TrainConfig
-
-
-# --- the command line, generated from option fields --------------------------------------
-
-def add_flags(parser, defaults, *, help_overrides: Mapping[str, str] | None = None,
-              aliases: Mapping[str, tuple[str, ...]] | None = None) -> None:
-    """One flag per option field of `defaults`' dataclass, its help ending in `defaults`' value.
-
-    Flags default to None, so that `given` can tell what the user typed from what they did not.
-    """
-    for field in flag_fields(type(defaults)):
-        meta, name = field.metadata, field.name
-        help_text = (help_overrides or {}).get(name, meta["help"])
-        shown = getattr(defaults, name)
-        kind = _flag_type(field.type)
-        kwargs = {"action": "store_true"} if kind is bool else {"type": kind,
-                                                                  "choices": meta["choices"]}
-        parser.add_argument(*(aliases or {}).get(name, ()), "--" + name.replace("_", "-"),
-                            dest=name, default=None,
-                            help=help_text + ("" if shown is None else f" (default: {shown})"),
-                            **kwargs)
-
-
-def given(args, cls) -> dict:
-    """The option values of dataclass `cls` that were typed on the command line, converted."""
-    typed = {}
-    for field in flag_fields(cls):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            convert = field.metadata["convert"]
-            typed[field.name] = convert(value) if convert else value
-    return typed
-
-
-def flag_fields(cls) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("flag")]
-
-
-def option_defaults(cls) -> dict:
-    """{name: default} of `cls`' option fields."""
-    return {f.name: f.default for f in flag_fields(cls)}
-
-
-def _flag_type(annotation) -> type:
-    """int for `int` and `int | None`, and so on."""
-    if isinstance(annotation, types.UnionType):
-        (annotation,) = [a for a in annotation.__args__ if a is not type(None)]
-    return annotation

@@ -11,44 +11,30 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 
 
-def check_optimizer_flags(optimizer: str, lr: float, momentum: float, schedule: str,
-                          step_size: int, gamma: float, warmup_steps: int = 0,
-                          clip_norm: float | None = None) -> None:
-    """Raise a one-line JaxninError for the first flag PyTorch would not mean.
-
-    Pure, so that config validation can call it before anything is written.
-    """
-    _refuse_first([(optimizer in OPTIMIZERS, f"unknown --optimizer {optimizer!r}: choose one "
-                    f"of {', '.join(OPTIMIZERS)}"), *_momentum_checks(momentum),
-                   *_schedule_checks(schedule, lr, step_size, gamma),
-                   (warmup_steps >= 0, f"--warmup-steps must be 0 (none) or more, got "
-                    f"{warmup_steps}"), *_clip_checks(clip_norm)])
-
-
 def _clip_checks(clip_norm: float | None) -> list[tuple[bool, str]]:
     # A norm of 0 zeroes every update, NaN or inf clips nothing or everything.
     return [(clip_norm is None or (math.isfinite(clip_norm) and clip_norm > 0),
-             f"--clip-norm must be a finite positive number, got {clip_norm}")]
+             f"`clip_norm` must be a finite positive number, got {clip_norm}")]
 
 
 def _momentum_checks(momentum: float) -> list[tuple[bool, str]]:
     # momentum >= 1 makes the trace sum grow without bound (torch's SGD diverges too).
-    return [(0 <= momentum < 1, f"--momentum must be in [0, 1), got {momentum}")]
+    return [(0 <= momentum < 1, f"`momentum` must be in [0, 1), got {momentum}")]
 
 
 def _schedule_checks(schedule: str, lr: float, step_size: int,
                      gamma: float) -> list[tuple[bool, str]]:
     # gamma > 1 grows the lr and gamma < 0 flips the step's sign (gradient ascent). gamma 0
     # is what torch would run, lr 0 after the first decay, but every epoch after it is wasted.
-    stop = (f": 0 would stop learning after epoch {step_size}; set --epochs {step_size} "
+    stop = (f": 0 would stop learning after epoch {step_size}; set `epochs` {step_size} "
             f"instead" if gamma == 0 else "")
     return [
         (schedule in SCHEDULES,
-         f"unknown --schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}"),
+         f"unknown `schedule` {schedule!r}: choose one of {', '.join(SCHEDULES)}"),
         # `lr > 0` alone would pass inf; isfinite refuses NaN and inf alike.
-        (math.isfinite(lr) and lr > 0, f"--lr must be a finite positive number, got {lr}"),
-        (step_size >= 1, f"--step-size must be at least 1 epoch, got {step_size}"),
-        (0 < gamma <= 1, f"--gamma must be in (0, 1], got {gamma}{stop}"),
+        (math.isfinite(lr) and lr > 0, f"`lr` must be a finite positive number, got {lr}"),
+        (step_size >= 1, f"`step_size` must be at least 1 epoch, got {step_size}"),
+        (0 < gamma <= 1, f"`gamma` must be in (0, 1], got {gamma}{stop}"),
     ]
 
 
@@ -127,13 +113,13 @@ def schedule_horizon_epochs(name: str, epochs: int) -> int | None:
 
 
 def check_resume_epochs(name: str, started_epochs: int, epochs: int) -> None:
-    """Refuse, in one line, an --epochs on --resume that would change the schedule's lr."""
+    """Refuse, in one line, more `epochs` on resume where that would change the schedule's lr."""
     if schedule_horizon_epochs(name, started_epochs) not in (None, epochs):
         raise JaxninError(
-            f"--epochs {epochs} on --resume: the run's {name} schedule decays over its "
+            f"`epochs` {epochs} on resume: the run's {name} schedule decays over its "
             f"{started_epochs} epochs, and a new length would change the lr of every step "
-            f"(it would jump back up); resume with --epochs {started_epochs}, or start a new "
-            f"run in another --workdir")
+            f"(it would jump back up); resume with `epochs` {started_epochs}, or start a new "
+            f"run in another `workdir`")
 
 
 def make_optimizer(name: str, schedule: optax.Schedule, momentum: float = 0.9,
@@ -161,4 +147,4 @@ def _torch_optimizer(name: str, schedule: optax.Schedule,
         return optax.sgd(schedule, momentum=momentum)
     if name == "adam":
         return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
-    raise JaxninError(f"unknown --optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    raise JaxninError(f"unknown `optimizer` {name!r}: choose one of {', '.join(OPTIMIZERS)}")

@@ -8,7 +8,6 @@ and N devices, on one host or many, and the global batch, the loss (a mean over 
 batch) and the lr keep their meaning. Outside a mesh (research code calling the steps
 directly) the constraints do nothing.
 """
-import argparse
 import os
 
 import jax
@@ -21,33 +20,23 @@ from jaxnin.errors import JaxninError
 DATA = "data"
 
 
-def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
-    """--coordinator, --num-processes, --process-id and --distributed (cluster auto-detection)."""
-    add = parser.add_argument
-    add("--distributed", action="store_true", help="train over several processes (hosts) with "
-        "jax.distributed; without the three flags below JAX reads them from the environment "
-        "(JAX_COORDINATOR_ADDRESS, SLURM, Open MPI, ...)")
-    add("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator "
-        "service (implies --distributed)")
-    add("--num-processes", type=int, metavar="N", help="how many processes take part")
-    add("--process-id", type=int, metavar="I", help="this process's rank, 0..N-1")
-
-
-def initialize_from_flags(args: argparse.Namespace) -> bool:
-    """jax.distributed.initialize() when the flags or the environment ask for it.
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, auto: bool = False) -> bool:
+    """jax.distributed.initialize() when asked (`auto`, any argument, or the environment's
+    JAX_COORDINATOR_ADDRESS); without arguments JAX reads them from the cluster (SLURM, ...).
 
     Call before anything touches a device. Returns whether the run is distributed.
     """
-    explicit = (args.coordinator, args.num_processes, args.process_id)
-    if not (args.distributed or any(v is not None for v in explicit)
+    explicit = (coordinator, num_processes, process_id)
+    if not (auto or any(v is not None for v in explicit)
             or os.environ.get("JAX_COORDINATOR_ADDRESS")):
         return False
     try:
         jax.distributed.initialize(*explicit)
     except (ValueError, RuntimeError) as err:
-        raise JaxninError(f"cannot start the distributed runtime ({err}): give --coordinator "
-                          "HOST:PORT --num-processes N --process-id I, or launch under SLURM "
-                          "(srun) so that JAX finds them") from None
+        raise JaxninError(f"cannot start the distributed runtime ({err}): give `coordinator` "
+                          "HOST:PORT, `num_processes` N and `process_id` I, or launch under "
+                          "SLURM (srun) so that JAX finds them") from None
     return True
 
 
@@ -66,7 +55,7 @@ def check_batch_size(batch_size: int, devices: int) -> None:
     """Each device takes global / N examples of every batch; refuse a batch that won't split."""
     if batch_size % devices:
         lower = max(devices, batch_size // devices * devices)
-        raise JaxninError(f"--batch-size {batch_size} does not split over the {devices} devices "
+        raise JaxninError(f"`batch_size` {batch_size} does not split over the {devices} devices "
                           f"(each takes global / {devices} examples): use a multiple of "
                           f"{devices}, e.g. {lower} or {lower + devices}")
 
