@@ -27,22 +27,19 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import jaxnin
-from jaxnin.cli import ArgumentParser, run_main
+from jaxnin.cli import ArgumentParser, add_run_flags, run_main
 from jaxnin.data.pipeline import preprocess, resize_matrix
-from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
 from jaxnin.train.checkpoint import BEST_BY
-from jaxnin.train.config import TrainConfig
-from jaxnin.train.run_dir import (Restored, add_run_flags, read_run_record, restore_checkpoint,
-                                  run_config, run_data)
+from jaxnin.runs import Run, load_run
+from jaxnin.train.run_dir import Restored
 
 INPUT_NAME, OUTPUT_NAME, BATCH_AXIS = "images", "logits", "batch"
 # The lowest opset jax2onnx 0.17.1 writes valid graphs for (at 17 its ReduceMean still takes
@@ -53,52 +50,34 @@ INSTALL_HINT = ('pip install "onnx>=1.20.1" "onnx-ir>=0.2.1" "onnxruntime>=1.24.
                 'pip install --no-deps "jax2onnx>=0.17.1"')
 
 
-class Run(NamedTuple):
-    """What the export needs of a finished run: its config, data, checkpoint and classes."""
-    dir: Path
-    config: TrainConfig
-    data: ImageDataset
-    restored: Restored
-    class_names: tuple[str, ...]
-
-
 def main(argv) -> int:
     args = _parser().parse_args(argv)
     _check_flags(args)
     onnx, ort, to_onnx = _exporters()
-    run = open_run(Path(args.run_dir), args.checkpoint, args.data_dir, args.seed)
+    run = load_run(args.run_dir, args.seed, args.data_dir)
+    restored = run.restored(args.checkpoint)
     model = create_model(run.config.model, num_classes=len(run.class_names), dtype=jnp.float32,
                          **run.config.model_options)
-    params = jax.device_get(run.restored.state.params)
-    image_shape = tuple(run.data.test_images.shape[1:])
+    params = jax.device_get(restored.state.params)
+    image_shape = tuple(run.dataset().test_images.shape[1:])
     exported = to_onnx_model(to_onnx, model, params, image_shape, run.config.resize)
-    onnx.helper.set_model_props(exported, metadata(run))
-    exported.doc_string = (f"jaxnin {run.config.model} from {run.dir.name}: raw uint8 NHWC "
+    onnx.helper.set_model_props(exported, metadata(run, restored))
+    exported.doc_string = (f"jaxnin {run.config.model} from {run.workdir.name}: raw uint8 NHWC "
                            f"images in, float32 logits over {len(run.class_names)} classes out")
     serialized = exported.SerializeToString()
 
-    images = run.data.test_images[:args.batch]
+    images = run.dataset().test_images[:args.batch]
     logits = forward(model, params, images, run.config.resize)
     diff = max_abs_diff(onnxruntime_logits(ort, serialized, images), logits)
     if not diff <= args.tolerance:  # also catches NaN
         raise JaxninError(f"onnxruntime's logits differ from JAX's by {diff:.3g} (more than "
                           f"--tolerance {args.tolerance:g}) on {len(images)} test images of "
-                          f"{run.dir}: nothing written; please report it")
-    out = Path(args.out) if args.out else run.dir / "model.onnx"
+                          f"{run.workdir}: nothing written; please report it")
+    out = Path(args.out) if args.out else run.workdir / "model.onnx"
     write_atomically(out, serialized)
-    print(summary_line(out, len(serialized), run, image_shape, logits, diff, args.tolerance)
-          + bf16_note(run, images, logits))
+    print(summary_line(out, len(serialized), run, restored, image_shape, logits, diff,
+                       args.tolerance) + bf16_note(run, restored, images, logits))
     return 0
-
-
-def open_run(run_dir: Path, checkpoint: str, data_dir: str | None,
-             seed: int | None = None) -> Run:
-    """The run's config, its data (for shapes and a test batch) and its `checkpoint`."""
-    record, config = read_run_record(run_dir), run_config(run_dir)
-    data = run_data(config, data_dir)
-    restored = restore_checkpoint(run_dir, config, data, (checkpoint,), seed)
-    class_names = tuple(record.get("dataset", {}).get("class_names") or data.class_names)
-    return Run(run_dir, config, data, restored, class_names)
 
 
 def to_onnx_model(to_onnx, model, params, image_shape: tuple[int, int, int],
@@ -137,9 +116,9 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def metadata(run: Run) -> dict[str, str]:
+def metadata(run: Run, restored: Restored) -> dict[str, str]:
     """The model's metadata_props: what a user of the file needs without the run at hand."""
-    config, restored = run.config, run.restored
+    config = run.config
     return {
         "class_names": json.dumps(list(run.class_names)),
         "input": f"{INPUT_NAME}: uint8 NHWC [{BATCH_AXIS}, H, W, C], pixel values 0-255 as "
@@ -154,24 +133,25 @@ def metadata(run: Run) -> dict[str, str]:
         "test_loss": str(restored.record.get("test_loss")),
         "test_acc": str(restored.record.get("test_acc")),
         "trained_dtype": config.dtype,
-        "run": run.dir.absolute().name,
+        "run": run.workdir.absolute().name,
         "jaxnin_version": jaxnin.__version__,
     }
 
 
-def summary_line(out: Path, size: int, run: Run, image_shape, logits: np.ndarray, diff: float,
-                 tolerance: float) -> str:
+def summary_line(out: Path, size: int, run: Run, restored: Restored, image_shape,
+                 logits: np.ndarray, diff: float, tolerance: float) -> str:
     dims = ", ".join(str(d) for d in image_shape)
     return (f"wrote {out} ({size / 1e6:.1f} MB, opset {OPSET}): {run.config.model} from the "
-            f"{run.restored.kind} checkpoint of epoch {run.restored.epoch}; input {INPUT_NAME} "
+            f"{restored.kind} checkpoint of epoch {restored.epoch}; input {INPUT_NAME} "
             f"uint8 [{BATCH_AXIS}, {dims}], output {OUTPUT_NAME} float32 [{BATCH_AXIS}, "
             f"{len(run.class_names)}]; onnxruntime vs JAX on {len(logits)} test images (|logits| "
             f"up to {np.abs(logits).max():.3g}): max abs diff {diff:.2e} (tolerance {tolerance:g})")
 
 
-def bf16_note(run: Run, images: np.ndarray, fp32_logits: np.ndarray) -> str:
+def bf16_note(run: Run, restored: Restored, images: np.ndarray,
+              fp32_logits: np.ndarray) -> str:
     """For a bf16 run, how far the fp32 export is from the run's own bf16 logits."""
-    dtype, state = run.config.dtype, run.restored.state
+    dtype, state = run.config.dtype, restored.state
     if dtype == "float32":
         return ""
     own = np.asarray(jax.jit(state.apply_fn)({"params": state.params},

@@ -13,15 +13,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 
 from jaxnin import guard
-from jaxnin.data.dataset import ImageDataset
+from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.errors import JaxninError
-from jaxnin.report.logging import (Console, Curves, HistoryFile, TensorBoard, final_lines,
-                                   print_line, write_json)
+from jaxnin.report.logging import HistoryFile, write_json
+from jaxnin.runs import Run
+from jaxnin.train.run_dir import Restored
 from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
@@ -35,26 +37,53 @@ from jaxnin.versions import installed, usable_cores
 LOCK_FILE = ".lock"
 
 
-def fit(config: TrainConfig, data: ImageDataset, workdir: str | Path,
-        resume: bool = False) -> list[dict]:
-    """Train `config`'s model on `data`, one device-resident epoch at a time.
+def fit(config: TrainConfig, data: ImageDataset | None = None,
+        workdir: str | Path | None = None, *, resume: bool = False,
+        callbacks: Sequence = (), progress=None) -> Run:
+    """Train `config`'s model and return the Run: its config, history, states and workdir.
 
-    Runs on every visible device (of every process, after jax.distributed.initialize): the
-    splits are sharded along their examples, the state is replicated, and each batch of
-    `config.batch_size` examples is split evenly over the devices (see sharding.py).
+    Args:
+      config: what to train (`jaxnin.recipe(name)`, changed with `.replace`, or a TrainConfig).
+      data: the dataset; default: loaded as the config names it. Your own arrays go in as
+        `ImageDataset.from_arrays(name, ...)` with `config.dataset == name`. The data is
+        checked against the config (name, image shape, classes, labels) before anything runs.
+      workdir: where the run is kept (default: runs/<model>_<dataset>): run.json,
+        history.json and Orbax checkpoints (latest, and best as `config.best` says).
+      resume: continue the run in `workdir` from its latest checkpoint; it ends exactly where
+        an uninterrupted run would. The config must be the run's (only `epochs` may grow).
+      callbacks: each finished epoch's record (a dict: epoch, train_loss, train_acc,
+        test_loss, test_acc, lr, times, ...) goes to every callback: a function of the record,
+        or an object with `epoch(record, state)` and `close()` (jaxnin.report.logging's
+        Console, TensorBoard and Curves are such objects).
+      progress: told of compiles and steps (an object with compiling(), epoch_started(epoch,
+        steps), steps_done(done), such as Console); default: nothing.
 
-    Writes into `workdir`: run.json, history.json, loss.png, acc.png, TensorBoard scalars and
-    Orbax checkpoints (latest, plus best by test loss and whatever `config.best` names); with
-    several processes only process 0 writes all but the checkpoints, which all save together.
-    Returns the history: one record per epoch.
+    Nothing is written to the terminal unless a callback or `progress` writes it. Runs on
+    every visible device: the splits are sharded along their examples, the state is
+    replicated, each batch is split evenly over the devices. With several processes only
+    process 0 writes run.json and history.json; all save the checkpoints together. Raises
+    JaxninError in one line for anything the caller can fix, naming the config field.
     """
+    data = load_data(config.dataset, config.data_dir, config.data_options) if data is None \
+        else data
     check_runnable(config, data)
-    workdir = Path(workdir).absolute()
+    workdir = Path(workdir if workdir is not None else default_workdir(config)).absolute()
     with workdir_lock(workdir):
-        return _fit_locked(config, data, workdir, resume)
+        history, state = _fit_locked(config, data, workdir, resume,
+                                     [_as_writer(c) for c in callbacks], progress or _Quiet())
+    run = Run(config, workdir, history, tuple(data.class_names), data=data)
+    run._restored["latest"] = Restored(state, "latest", history[-1]["epoch"], history[-1])
+    return run
 
 
-def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: bool):
+def default_workdir(config: TrainConfig) -> Path:
+    """runs/<model>_<dataset>[_seeds<K>]."""
+    return Path("runs") / (f"{config.model}_{config.dataset}"
+                           + (f"_seeds{config.seeds}" if config.seeds > 1 else ""))
+
+
+def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: bool,
+                callbacks: list, progress):
     prepare_workdir(workdir, resume)
     sync("workdir checked")  # before any process creates the checkpoint folders in it
     mesh = data_mesh()
@@ -72,9 +101,12 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
             state, history = resume_run(store, state, workdir, config) if resume else (state, [])
             if is_primary():
                 write_json(workdir / "run.json", run_record(config, data, mesh, workdir, history))
-            writers, console = _writers(workdir, config, history)
-            train_epochs(state, train, test, config, schedule, [*writers, store], console,
-                         first_epoch=len(history) + 1)
+            # The history first (see train_epochs); process 0 alone hands records on.
+            history_file = HistoryFile(workdir, history, write=is_primary())
+            writers = [history_file, *(callbacks if is_primary() else [])]
+            state = train_epochs(state, train, test, config, schedule, [*writers, store],
+                                 progress if is_primary() else _Quiet(),
+                                 first_epoch=len(history) + 1)
         except KeyboardInterrupt:
             raise interrupted(store) from None
         except Diverged as err:
@@ -86,22 +118,32 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
         finally:
             for writer in (*writers, store):
                 writer.close()
-    return finish(workdir, config, writers[0].history)
+    finish(workdir, config, history_file.history)
+    return history_file.history, state
 
 
-def _writers(workdir: Path, config: TrainConfig, history: list[dict]):
-    """The history first (see train_epochs), then what process 0 shows and draws."""
-    history_file = HistoryFile(workdir, history, write=is_primary())
-    console = Console(config.epochs)
-    if not is_primary():  # the others keep the history in memory only
-        return [history_file], _Quiet()
-    title = f"{config.model} on {config.dataset}"
-    return [history_file, console, TensorBoard(workdir),
-            Curves(workdir, history_file, title)], console
+class _Callback:
+    """A callback as a writer of fit: `epoch(record, state)`, and `close()` at the end."""
+
+    def __init__(self, epoch, close=None):
+        self.epoch, self._close = epoch, close
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+def _as_writer(callback) -> _Callback:
+    if hasattr(callback, "epoch"):
+        return _Callback(callback.epoch, getattr(callback, "close", None))
+    if callable(callback):
+        return _Callback(lambda record, state: callback(record))
+    raise JaxninError(f"callback {callback!r} is neither a function of the record nor an "
+                      "object with epoch(record, state)")
 
 
 class _Quiet:
-    """Progress for processes other than 0: they say nothing."""
+    """Progress that says nothing: the default, and processes other than 0."""
 
     def compiling(self):
         pass
@@ -137,7 +179,7 @@ class workdir_lock:
             holder = self._file.read().strip() or "another process"
             self._file.close()
             raise JaxninError(f"{self.workdir} is in use by another jaxnin run ({holder}): wait "
-                              "for it to end, or choose another --workdir") from None
+                              "for it to end, or choose another `workdir`") from None
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()} on {platform.node()}, since "
@@ -159,7 +201,7 @@ def _make_writable(workdir: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise JaxninError(f"cannot write to workdir {workdir} ({err.strerror}): "
-                          "choose another --workdir") from None
+                          "choose another `workdir`") from None
 
 
 def prepare_workdir(workdir: Path, resume: bool) -> Path:
@@ -171,11 +213,11 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
     _make_writable(workdir)
     finished = finished_epochs(workdir)
     if resume and not (workdir / "run.json").exists():
-        raise JaxninError(f"--resume: {workdir} holds no run (no run.json); "
-                          "drop --resume to start one there")
+        raise JaxninError(f"`resume`: {workdir} holds no run (no run.json); "
+                          "start one there without `resume`")
     if not resume and finished:
         raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s): "
-                          "add --resume to continue it, or choose another --workdir")
+                          "resume it (`resume`) to continue it, or choose another `workdir`")
     if not resume and is_primary():
         for leftover in ("checkpoints", "tensorboard", "run.json", "history.json"):
             path = workdir / leftover
@@ -195,18 +237,18 @@ def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig
     previous = TrainConfig.from_json(json.loads((workdir / "run.json").read_text())["config"])
     changed = previous.changed_keys(config)
     if changed:
-        raise JaxninError(f"--resume with a different config in {workdir}: "
+        raise JaxninError(f"`resume` with a different config in {workdir}: "
                           + ", ".join(f"{k} was {getattr(previous, k)!r}, now "
                                       f"{getattr(config, k)!r}" for k in changed)
-                          + "; rerun with the original flags or use a new --workdir")
+                          + "; resume with the original config or use a new `workdir`")
     check_resume_epochs(config.schedule, previous.epochs, config.epochs)
     restored = store.restore("latest", fresh)
     if restored is None:
         return fresh, []
     state, record = restored
     if config.epochs < record["epoch"]:
-        raise JaxninError(f"--resume --epochs {config.epochs}: {workdir} has already trained "
-                          f"{record['epoch']} epochs; give --epochs {record['epoch']} or more")
+        raise JaxninError(f"`resume` with `epochs` {config.epochs}: {workdir} has already trained "
+                          f"{record['epoch']} epochs; set `epochs` to {record['epoch']} or more")
     history = json.loads((workdir / "history.json").read_text())
     return state, [r for r in history if r["epoch"] <= record["epoch"]]
 
@@ -220,7 +262,7 @@ def interrupted(store: CheckpointStore) -> JaxninError:
         return JaxninError("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
                            "nothing was saved: rerun the same command to start again")
     return JaxninError(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
-                       f"{store.directory}: rerun the same command with --resume to continue")
+                       f"{store.directory}: resume the run (`resume`) to continue")
 
 
 def diverged(err: Diverged, config: TrainConfig, store: CheckpointStore) -> JaxninError:
@@ -230,7 +272,7 @@ def diverged(err: Diverged, config: TrainConfig, store: CheckpointStore) -> Jaxn
     how = f"{config.optimizer} at lr {record['lr']:g}" + (
         f", momentum {config.momentum:g}" if config.optimizer == "momentum" else "")
     return JaxninError(f"training diverged in epoch {record['epoch']} ({err.key} is "
-                       f"{record[err.key]}, {how}); {kept}: lower --lr and retry")
+                       f"{record[err.key]}, {how}); {kept}: lower `lr` and retry")
 
 
 def all_dead(record: dict, config: TrainConfig, store: CheckpointStore) -> JaxninError:
@@ -238,23 +280,25 @@ def all_dead(record: dict, config: TrainConfig, store: CheckpointStore) -> Jaxni
         f"stopped after epoch {record['epoch']}: all {record['classes']} output classes are dead "
         f"(the net's last ReLU gives 0 for every test example, so the loss is stuck at "
         f"{record['test_loss']:.4f} and no gradient can revive them); epochs up to "
-        f"{store.latest_epoch()} are saved in {store.directory}: start a fresh --workdir with a "
-        f"lower --lr (it was {config.lr:g}) or --optimizer adam")
+        f"{store.latest_epoch()} are saved in {store.directory}: start a fresh `workdir` with a "
+        f"lower `lr` (it was {config.lr:g}) or `optimizer` adam")
 
 
 def out_of_memory(phase: str, config: TrainConfig) -> JaxninError:
     if phase == "evaluation":
-        return JaxninError(f"the device ran out of memory during evaluation at --eval-batch-size "
+        return JaxninError(f"the device ran out of memory during evaluation at `eval_batch_size` "
                            f"{config.eval_batch_size} (resize {config.resize}): try "
-                           f"--eval-batch-size {max(1, config.eval_batch_size // 2)}")
-    return JaxninError(f"the device ran out of memory during training at --batch-size "
-                       f"{config.batch_size} (resize {config.resize}): try --batch-size "
-                       f"{max(1, config.batch_size // 2)}, or --dtype bfloat16")
+                           f"`eval_batch_size` {max(1, config.eval_batch_size // 2)}")
+    return JaxninError(f"the device ran out of memory during training at `batch_size` "
+                       f"{config.batch_size} (resize {config.resize}): try `batch_size` "
+                       f"{max(1, config.batch_size // 2)}, or `dtype` bfloat16")
 
 
 def check_runnable(config: TrainConfig, data: ImageDataset) -> None:
     """Refuse, before anything is written, an input the model cannot take (too small for its
-    pools) or that cannot fit the device. Traces the model's init only: nothing compiles."""
+    pools) or that cannot fit the device, and data that is not what the config names. Traces
+    the model's init only: nothing compiles."""
+    check_dataset(data, config.dataset, config.data_options)
     config.validate(len(data.train_labels[:config.limit_train]))
     check_batch_size(config.batch_size, jax.device_count())  # the data axis spans them all
     input_shape = model_input_shape(config, data.train_images.shape[1:])
@@ -268,15 +312,15 @@ def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int]) ->
     """Refuse a batch whose input alone outgrows the device.
 
     The float32 input of one training batch is a lower bound of the step's memory (the
-    activations are larger still), so a --resize that fails this cannot run at all.
+    activations are larger still), so a `resize` that fails this cannot run at all.
     """
     height, width, channels = input_shape
     need = 4 * height * width * channels * max(config.batch_size, config.eval_batch_size)
     have = device_memory_bytes()
     if have is not None and need > have:
-        raise JaxninError(f"--resize {config.resize} cannot fit: one batch's input alone is "
+        raise JaxninError(f"`resize` {config.resize} cannot fit: one batch's input alone is "
                           f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB; "
-                          "lower --resize or --batch-size")
+                          "lower `resize` or `batch_size`")
 
 
 def device_memory_bytes() -> int | None:
@@ -304,7 +348,9 @@ def run_record(config: TrainConfig, data: ImageDataset, mesh, workdir: Path,
                "first_epoch": len(history) + 1, "epochs": config.epochs}
     return {
         "config": config.to_json(),
-        "dataset": {"name": data.name, "class_names": list(data.class_names)},
+        "dataset": {"name": data.name, "class_names": list(data.class_names),
+                    "image_shape": list(data.train_images.shape[1:]),
+                    "train_examples": len(data.train_labels[:config.limit_train])},
         "command": segments[0]["command"] if segments else segment["command"],
         "jax_version": jax.__version__, "python": platform.python_version(),
         "versions": library_versions(), "host": host_record(),
@@ -342,14 +388,10 @@ def host_record() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict]:
-    """The closing lines and the run's totals in run.json (process 0's job)."""
+def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> None:
+    """The run's totals in run.json (process 0's job)."""
     if not is_primary():
-        return history
-    device = jax.devices()[0]
-    where = (f"{device.device_kind} ({device.platform}:{device.id})" if jax.device_count() == 1
-             else f"{jax.device_count()} x {device.device_kind} ({device.platform})")
-    print_line(final_lines(history, where))
+        return
     record = json.loads((workdir / "run.json").read_text())
     record["results"] = {
         "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
@@ -362,21 +404,6 @@ def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> list[dict
         **seed_results(history, config.seed_values),
     }
     write_json(workdir / "run.json", record)
-    print_line(seed_lines(record["results"]))
-    return history
-
-
-def seed_lines(results: dict) -> str:
-    """The mean and spread over seeds (with --seeds K > 1), then the total elapsed time."""
-    lines = []
-    if len(results["seeds"]) > 1:
-        lines.append(f"test acc over {len(results['seeds'])} seeds: final "
-                     f"{results['final_test_acc_mean']:.4f} ± {results['final_test_acc_std']:.4f}"
-                     f", best {results['best_test_acc_mean']:.4f} ± "
-                     f"{results['best_test_acc_std']:.4f}")
-    if results["process_wall_s"] is not None:
-        lines.append(f"total elapsed {results['process_wall_s']:.1f} s (process start to now)")
-    return "\n".join(lines)
 
 
 def seconds_since_process_start() -> float | None:

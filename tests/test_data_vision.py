@@ -153,7 +153,7 @@ def assert_valid_dataset(ds: ImageDataset, name: str) -> None:
         chex.assert_shape(labels, (size,))
         chex.assert_type(images, np.uint8)
         chex.assert_type(labels, np.int32)
-    assert ds.class_names == vision._CLASS_NAMES[name]
+    assert ds.class_names == vision.CLASS_NAMES[name]
 
 
 def assert_same_arrays(a: ImageDataset, b: ImageDataset) -> None:
@@ -215,7 +215,7 @@ def test_gz_table_equals_tfds_registry(tfds, name):
 @pytest.mark.parametrize("name", DATASETS)
 def test_class_names_equal_tfds(tfds, tmp_path, name):
     builder = tfds.builder(name, data_dir=tmp_path)
-    assert vision._CLASS_NAMES[name] == tuple(builder.info.features["label"].names)
+    assert vision.CLASS_NAMES[name] == tuple(builder.info.features["label"].names)
 
 
 # ---------------------------------------------------------------------------
@@ -272,7 +272,7 @@ def _permuted_labels_consistent(data_cache, fashion_npz):
 def _mnist_renamed(data_cache, fashion_npz):
     _mnist_over_fashion(data_cache, fashion_npz)
     edit_cache(fashion_npz, dataset=np.array("fashion_mnist"),
-               class_names=np.array(vision._CLASS_NAMES["fashion_mnist"]))
+               class_names=np.array(vision.CLASS_NAMES["fashion_mnist"]))
 
 
 def _wrong_shape(data_cache, fashion_npz):

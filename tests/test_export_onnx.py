@@ -1,7 +1,7 @@
 """ONNX export of finished runs: the file, its metadata, and parity with onnxruntime.
 
 The runs are tiny and trained on random images (no dataset files needed); the export CLI loads
-them back through `jaxnin.train.run_dir.load_data`, which the `synthetic_data` fixture answers.
+them back through `jaxnin.runs.load_data`, which the `synthetic_data` fixture answers.
 """
 import json
 import re
@@ -13,7 +13,7 @@ import pytest
 from jaxnin import export_onnx
 from jaxnin.cli import run_main
 from jaxnin.data.dataset import ImageDataset
-from jaxnin.train import run_dir
+from jaxnin import runs
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
 
@@ -39,7 +39,7 @@ def random_dataset(name, shape, seed, count=64):
 def synthetic_data(monkeypatch):
     def load_data(name, data_dir=None, options=None):
         return DATASETS[name]
-    monkeypatch.setattr(run_dir, "load_data", load_data)
+    monkeypatch.setattr(runs, "load_data", load_data)
 
 
 def finished_run(tmp_path_factory, name, shape, **config):

@@ -167,7 +167,7 @@ def test_divergence_stops_with_a_hint_and_keeps_the_best(shared_data, mnist, dat
 
 @pytest.mark.parametrize("phase, hint", [
     ("train_epoch", "during training at --batch-size 512 .*try --batch-size 256"),
-    ("evaluate", "during evaluation at --eval-batch-size 100 .*try --eval-batch-size 50")])
+    ("evaluate_split", "during evaluation at --eval-batch-size 100 .*try --eval-batch-size 50")])
 def test_out_of_memory_names_the_batch_that_ran_out(phase, hint, fashion, tmp_path,
                                                     monkeypatch):
     def exhausted(*args, **kwargs):

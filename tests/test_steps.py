@@ -8,7 +8,7 @@ import optax
 from jaxnin.data.pipeline import eval_order, preprocess, resize_matrix, to_device, train_order
 from jaxnin.models import create_model
 from jaxnin.train.optim import make_optimizer
-from jaxnin.train.steps import (create_train_state, evaluate, mean_metrics, train_epoch,
+from jaxnin.train.steps import (create_train_state, evaluate_split, mean_metrics, train_epoch,
                                 train_step)
 
 
@@ -49,7 +49,7 @@ def lenet_state(tx=None, seed=0):
 def test_eval_counts_all_10000_test_examples_with_a_ragged_batch(fashion):
     state = lenet_state()
     test = to_device(fashion.test_images, fashion.test_labels)
-    sums = evaluate(state, test, 768)
+    sums = evaluate_split(state, test, 768)
     metrics = mean_metrics(sums)
     assert metrics["count"] == 10_000
     logits = state.apply_fn({"params": state.params}, fashion.test_images / np.float32(255))

@@ -34,7 +34,22 @@ class ImageDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     class_names: tuple[str, ...]
-    source: str
+    source: str = "arrays"
+
+    @classmethod
+    def from_arrays(cls, name: str, train: tuple, test: tuple,
+                    class_names: tuple[str, ...] | None = None) -> ImageDataset:
+        """Your own data: `train` and `test` are (images, labels), images uint8 (N, H, W, C)
+        (or (N, H, W), taken as one channel) and labels integers from 0. `class_names`
+        defaults to "0", "1", ... for the labels seen. Train on it with a config whose
+        `dataset` is `name` (fit checks that, and the shapes and labels)."""
+        (train_images, train_labels), (test_images, test_labels) = train, test
+        arrays = [np.asarray(a) for a in (train_images, train_labels, test_images, test_labels)]
+        arrays[0], arrays[2] = (a[..., None] if a.ndim == 3 else a for a in (arrays[0], arrays[2]))
+        if class_names is None:
+            top = max((int(a.max()) for a in (arrays[1], arrays[3]) if a.size), default=0)
+            class_names = tuple(str(i) for i in range(top + 1))
+        return cls(name, *arrays, class_names=tuple(class_names))
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:

@@ -100,7 +100,7 @@ _FILES = {  # split -> (images file, labels file)
 }
 _FILE_NAMES = tuple(f for pair in _FILES.values() for f in pair)
 _SPLIT_SIZES = {"train": 60000, "test": 10000}
-_IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = (28, 28, 1)  # (H, W, C) of every image of DATASETS
 
 # Copied from tensorflow_datasets/url_checksums/{mnist,fashion_mnist}.txt so that the files
 # can be verified where tfds is not installed; a test keeps them equal to tfds' registry.
@@ -120,9 +120,9 @@ _GZ_SHA256 = {
 }
 
 # sha256 of each file's decompressed bytes (the IDX file itself), computed once with
-# `hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()` from the files in
-# /work/shared/data, whose gz sha256s equal _GZ_SHA256 and whose decompressed MD5s equal the
-# published ones (shared/data/SOURCE.md); a test recomputes them from those files. They verify
+# `hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()` from upstream's files,
+# whose gz sha256s equal _GZ_SHA256 and whose decompressed MD5s equal the published ones; a
+# test recomputes them from those files. They verify
 # files gzipped again (other header, same content) and the cache's arrays, without tfds.
 _IDX_SHA256 = {
     "mnist": {
@@ -140,7 +140,7 @@ _IDX_SHA256 = {
 }
 
 # The tfds class names, so that no tfds is needed; a test keeps them equal.
-_CLASS_NAMES = {
+CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),
     "fashion_mnist": (
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -160,7 +160,7 @@ def _array_files() -> dict[str, str]:
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
-    return {f"{split}_{kind}": (size, *_IMAGE_SHAPE) if kind == "images" else (size,)
+    return {f"{split}_{kind}": (size, *IMAGE_SHAPE) if kind == "images" else (size,)
             for split, size in _SPLIT_SIZES.items() for kind in ("images", "labels")}
 
 
@@ -179,7 +179,7 @@ _REPLACE_IT = "replace it with the original upstream file"
 def _how_to_supply_files(name: str) -> str:
     return (
         f"put the four files ({', '.join(_FILE_NAMES)}) into DIR/{name}/ "
-        "and pass --data-dir DIR (or set JAXNIN_DATA_DIR=DIR)"
+        "and pass `data_dir` DIR (or set JAXNIN_DATA_DIR=DIR)"
     )
 
 
@@ -241,7 +241,7 @@ def _parse_files(name: str, folder: Path, source: str) -> ImageDataset:
         arrays[field] = (parsed.reshape(shape) if field.endswith("images")
                          else parsed.astype(np.int32))
     log.info("parsed %s from the IDX files in %s", name, folder)
-    return ImageDataset(name=name, **arrays, class_names=_CLASS_NAMES[name], source=source)
+    return ImageDataset(name=name, **arrays, class_names=CLASS_NAMES[name], source=source)
 
 
 def _read_idx(name: str, path: Path, expected_dims: tuple[int, ...]) -> np.ndarray:
@@ -310,7 +310,7 @@ def _cache_problem(name: str, fields: dict[str, np.ndarray]) -> str | None:
         return f"it lacks {', '.join(missing)}"
     if str(fields["dataset"]) != name:
         return f"it holds {fields['dataset']}, not {name}"
-    if tuple(str(c) for c in fields["class_names"]) != _CLASS_NAMES[name]:
+    if tuple(str(c) for c in fields["class_names"]) != CLASS_NAMES[name]:
         return f"its class names are not {name}'s"
     for field, shape in _expected_shapes().items():
         array = fields[field]

@@ -120,17 +120,20 @@ class Curves:
     """loss.png and acc.png, drawn when the run closes (also after an interrupt or divergence,
     from the epochs that finished)."""
 
-    def __init__(self, workdir: Path, history: HistoryFile, title: str):
-        self.workdir, self._history, self.title = Path(workdir), history, title
+    def __init__(self, workdir: Path, title: str):
+        self.workdir, self.title = Path(workdir), title
 
     def epoch(self, record: dict, state=None) -> None:
         pass
 
     def close(self) -> None:
-        if self._history.history:
+        # The whole history, a resumed run's earlier epochs too, as fit wrote it.
+        path = self.workdir / "history.json"
+        history = json.loads(path.read_text()) if path.exists() else []
+        if history:
             from jaxnin.report.plots import plot_curves
 
-            plot_curves(self._history.history, self.workdir, title=self.title)
+            plot_curves(history, self.workdir, title=self.title)
 
 
 def epoch_line(record: dict) -> str:
@@ -155,6 +158,29 @@ def final_lines(history: list[dict], device: str) -> str:
     seconds = sum(r["train_time_s"] for r in history)
     return (f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
             f"test acc {last['test_acc']:.3f}\n{examples / seconds:.1f} examples/sec on {device}")
+
+
+def seed_lines(results: dict) -> str:
+    """The mean and spread over seeds (with --seeds K > 1), then the total elapsed time."""
+    lines = []
+    if len(results["seeds"]) > 1:
+        lines.append(f"test acc over {len(results['seeds'])} seeds: final "
+                     f"{results['final_test_acc_mean']:.4f} ± {results['final_test_acc_std']:.4f}"
+                     f", best {results['best_test_acc_mean']:.4f} ± "
+                     f"{results['best_test_acc_std']:.4f}")
+    if results["process_wall_s"] is not None:
+        lines.append(f"total elapsed {results['process_wall_s']:.1f} s (process start to now)")
+    return "\n".join(lines)
+
+
+def device_text() -> str:
+    """The devices this process trains on, for the closing line: "cpu (cpu:0)", "8 x H100"."""
+    import jax
+
+    device = jax.devices()[0]
+    if jax.device_count() == 1:
+        return f"{device.device_kind} ({device.platform}:{device.id})"
+    return f"{jax.device_count()} x {device.device_kind} ({device.platform})"
 
 
 def write_json(path: Path, payload) -> None:

@@ -35,6 +35,6 @@ def optimizer_for(config: TrainConfig, steps_per_epoch: int):
 
 
 def model_input_shape(config: TrainConfig, image_shape) -> tuple[int, int, int]:
-    """(H, W, C) the model sees: the stored images' shape after --resize."""
+    """(H, W, C) the model sees: the stored images' shape after `resize`."""
     height, width, channels = image_shape
     return (config.resize or height, config.resize or width, channels)

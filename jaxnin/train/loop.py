@@ -1,4 +1,4 @@
-"""The training engine: epochs of `train_epoch` and `evaluate`, each record handed to writers.
+"""The training engine: epochs of `train_epoch` and `evaluate_split`, each record handed to writers.
 
 It knows nothing of files, consoles or plots: `jaxnin.run.fit` assembles the writers (history,
 console, TensorBoard, curves, checkpoints) and turns the engine's exceptions into messages.
@@ -12,7 +12,7 @@ from jaxnin.data.pipeline import DeviceSplit
 from jaxnin.train.checkpoint import interrupts_deferred
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.replicas import epoch_metrics, fold_in, per_seed_metrics, run_keys
-from jaxnin.train.steps import evaluate, fuses_epochs, steps_per_epoch, train_epoch
+from jaxnin.train.steps import evaluate_split, fuses_epochs, steps_per_epoch, train_epoch
 from jaxnin.train.timing import clocked
 
 
@@ -103,7 +103,7 @@ def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainCo
             train_epoch, state, train, key, config.batch_size, config.resize,
             shard_params=config.shard_params, on_step=on_step)
     with _memory_phase("evaluation"):
-        test_sums, test_wall, test_clock = clocked(evaluate, state, test,
+        test_sums, test_wall, test_clock = clocked(evaluate_split, state, test,
                                                    config.eval_batch_size, config.resize)
     train_m, test_m = per_seed_metrics(train_sums), per_seed_metrics(test_sums)
     train_time = train_wall - train_clock.seconds

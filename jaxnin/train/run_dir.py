@@ -1,7 +1,7 @@
 """A finished run's workdir, opened again: its record, its config, its data and a checkpoint.
 
-Shared by the tools that work on a run after `fit` wrote it (the prediction demo, the ONNX
-export), so that they all read run.json and pick checkpoints the same way.
+Shared by jaxnin.runs (load_run, evaluate, predict) and the ONNX export, so that they all
+read run.json and pick checkpoints the same way.
 """
 import json
 from pathlib import Path
@@ -18,14 +18,6 @@ from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state
 from jaxnin.train.steps import TrainState
-
-
-def add_run_flags(parser, verb: str) -> None:
-    """The flags every tool over a finished run takes: RUN_DIR, --data-dir and --seed."""
-    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
-    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
-    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
-                        f"which seed's model to {verb} [the first]")
 
 
 class Restored(NamedTuple):
@@ -68,12 +60,13 @@ def run_data(config: TrainConfig, data_dir: str | None = None) -> ImageDataset:
 
 
 def restore_checkpoint(run_dir: Path, config: TrainConfig, data: ImageDataset,
-                       kinds: tuple[str, ...], seed: int | None = None) -> Restored:
+                       kinds: tuple[str, ...], seed: int | None = None,
+                       all_seeds: bool = False) -> Restored:
     """The first of `kinds` (in order of preference) that the run has a checkpoint of.
 
     Kinds the run never tracked are skipped; the error names the ones it has. From a run of
-    several seeds at once (--seeds K) it returns the replica of `seed` (default: the first);
-    its checkpoints were chosen by the mean over seeds.
+    several seeds at once (`seeds` K) it returns the replica of `seed` (default: the first),
+    or all K stacked with `all_seeds`; its checkpoints were chosen by the mean over seeds.
     """
     replica = _replica_index(config, seed, run_dir)
     run_dir = Path(run_dir)
@@ -91,7 +84,7 @@ def restore_checkpoint(run_dir: Path, config: TrainConfig, data: ImageDataset,
             restored = store.restore(kind, target)
             if restored is not None:
                 state, record = restored
-                if config.seeds > 1:
+                if config.seeds > 1 and not all_seeds:
                     state = jax.tree.map(lambda leaf: leaf[replica], state)
                 return Restored(state, kind, record["epoch"], record)
     finally:
@@ -105,7 +98,7 @@ def _replica_index(config: TrainConfig, seed: int | None, run_dir: Path) -> int:
         return 0
     if seed not in config.seed_values:
         raise JaxninError(f"{run_dir} trained seed(s) {', '.join(map(str, config.seed_values))}, "
-                          f"not --seed {seed}: choose one of those")
+                          f"not `seed` {seed}: choose one of those")
     return config.seed_values.index(seed)
 
 

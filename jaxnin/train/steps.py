@@ -13,6 +13,7 @@ import optax
 from flax.training import train_state
 
 from jaxnin.data.pipeline import DeviceSplit, eval_order, preprocess, train_order
+from jaxnin.errors import JaxninError
 from jaxnin.train.sharding import batch_over_devices, devices_in_context, state_over_devices
 
 TrainState = train_state.TrainState
@@ -37,9 +38,9 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, key: 
 def one_off_jit(fn):
     """`jax.jit(fn)` for a program that runs once, such as an init.
 
-    XLA's CPU backend spends 4-18 s optimising the init's random number generation (measured on
-    2 cores: LeNet 4.3 s, the tests' tiny VGG 17.5 s) for a program that runs once; left
-    unoptimised it compiles in 0.9-1.7 s and gives the same bits (tests/test_steps.py). Other
+    XLA's CPU backend spends seconds optimising the init's random number generation for a
+    program that runs once; left unoptimised it compiles several times faster and gives the
+    same bits (tests/test_steps.py). Other
     backends keep their defaults: their bits are not checked here. Only a top-level jit takes
     compiler options, so call the result outside any other transformation.
     """
@@ -57,9 +58,9 @@ def _over_replicas(fn, replicated: bool, in_axes):
     `in_axes` names 0); `fn` itself otherwise.
 
     vmapped, except on the CPU: there XLA makes a vmapped convolution one grouped convolution,
-    which ran 3.4x slower than K separate ones for NiN at 67x67 (2 replicas of batch 64: 3.3 s
-    against 0.98 s a step on 2 cores; a lax.map was slower still), so the K replicas are K
-    copies of `fn` side by side in the one program.
+    several times slower than K separate ones (the README's "Many seeds at once" has the
+    measurement; a lax.map was slower still), so the K replicas are K copies of `fn` side by
+    side in the one program.
     """
     if not replicated:
         return fn
@@ -82,7 +83,18 @@ def _side_by_side(fn, in_axes):
 
 @functools.partial(jax.jit, static_argnames="resize", donate_argnames="state")
 def train_step(state: TrainState, batch: dict, key: jax.Array, resize: int | None = None):
-    """One SGD step on `batch` ({"image": uint8 NHWC, "label": int}); `key` drives dropout."""
+    """One optimizer step (the state's own `tx`: SGD, momentum, Adam, ...) on `batch`.
+
+    Args:
+      state: a TrainState (create_train_state). It is DONATED: its arrays are reused for the
+        result and must not be used after the call; keep the returned state instead.
+      batch: {"image": uint8 (B, H, W, C) as stored, "label": int (B,)}; images are scaled to
+        [0, 1] (and resized to `resize` x `resize`) inside the step. Other dtypes are refused.
+      key: drives dropout.
+    Returns:
+      (new state, metric sums {"loss_sum", "correct", "count"}); mean_metrics divides them.
+    """
+    _require_uint8(batch["image"], "train_step")
     images = preprocess(batch["image"], resize)
 
     def loss_fn(params):
@@ -96,7 +108,12 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, resize: int | Non
 
 @functools.partial(jax.jit, static_argnames="resize")
 def eval_step(state: TrainState, batch: dict, resize: int | None = None) -> dict:
-    """Metric sums over the examples of `batch` whose "mask" is True (all if no mask)."""
+    """Metric sums over the examples of `batch` whose "mask" is True (all if no mask).
+
+    `batch` is as train_step's (uint8 images); nothing is donated. Returns {"loss_sum",
+    "correct", "count", "class_peak"} (the largest |logit| per class); mean_metrics divides.
+    """
+    _require_uint8(batch["image"], "eval_step")
     logits = state.apply_fn({"params": state.params}, preprocess(batch["image"], resize))
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     sums = _sums(logits, losses, batch["label"], batch.get("mask"))
@@ -208,7 +225,7 @@ def _indexed_step(state, split, batch_indices, dropout_key, index, resize, shard
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "resize"))
-def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
+def evaluate_split(state: TrainState, split: DeviceSplit, batch_size: int,
              resize: int | None = None) -> dict:
     """Metric sums over the whole split; every example counts exactly once (per replica).
 
@@ -229,6 +246,13 @@ def evaluate(state: TrainState, split: DeviceSplit, batch_size: int,
         return {k: (jnp.max if k == "class_peak" else jnp.sum)(v, axis=0) for k, v in sums.items()}
 
     return _over_replicas(evaluate_one, state.step.ndim > 0, 0)(state)
+
+
+def _require_uint8(images, where: str) -> None:
+    """At trace time: the steps scale by 255 themselves, so floats would be scaled twice."""
+    if images.dtype != jnp.uint8:
+        raise JaxninError(f"{where} takes uint8 images as stored (0-255; it scales them "
+                          f"itself), got {images.dtype}: pass the dataset's arrays unscaled")
 
 
 def mean_metrics(sums: dict) -> dict:
