@@ -22,7 +22,7 @@ from jaxnin.data.dataset import ImageDataset
 from jaxnin.errors import JaxninError
 from jaxnin.report.logging import (Console, Curves, HistoryFile, TensorBoard, final_lines,
                                    print_line, write_json)
-from jaxnin.train.checkpoint import CheckpointStore
+from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
 from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
@@ -184,10 +184,8 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
 
 
 def finished_epochs(workdir: Path) -> int:
-    """Epochs a run in `workdir` has saved: the newest `latest` checkpoint (0 if none)."""
-    latest = workdir / "checkpoints" / "latest"
-    steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
-    return max(steps, default=0)
+    """Epochs a run in `workdir` has saved: its latest checkpoint's (0 if none)."""
+    return newest_saved_epoch(workdir / "checkpoints") or 0
 
 
 def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig):

@@ -21,6 +21,24 @@ from jaxnin.errors import JaxninError
 BEST_BY = {"best_loss": ("test_loss", "min"), "best_acc": ("test_acc", "max")}
 
 
+def newest_saved_epoch(checkpoints) -> int | None:
+    """The epoch `--resume` would continue from in `checkpoints`, or None if nothing is saved.
+
+    Reads folder names only, so it needs neither Orbax nor jax: guard's crash watcher runs this
+    function's source under `python -S`, so it must stay self-contained (`os` alone).
+    """
+    import os
+    # Orbax writes a step into `<epoch>.orbax-checkpoint-tmp...` and renames it when complete,
+    # so a name of digits alone is a finished epoch. The newest is the latest: a best step is
+    # never newer. A per-kind folder keeps the latest in latest/<epoch> (its best may be newer
+    # there, for a kill between the two writes).
+    folder = os.path.join(checkpoints, "latest")
+    if not os.path.isdir(folder):
+        folder = checkpoints
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return max((int(name) for name in names if name.isdigit()), default=None)
+
+
 class CheckpointStore:
     """The `latest` checkpoint plus one `best_*` checkpoint per tracked metric.
 
