@@ -12,6 +12,7 @@
 """
 import atexit
 import faulthandler
+import inspect
 import os
 import signal
 import subprocess
@@ -88,10 +89,12 @@ def _deadline(read_end: int) -> None:
 
 
 def _latest_epoch(checkpoints: Path | None) -> int | None:
-    latest = None if checkpoints is None else checkpoints / "latest"
-    if latest is None or not latest.is_dir():
+    if checkpoints is None:
         return None
-    return max((int(p.name) for p in latest.iterdir() if p.name.isdigit()), default=None)
+    # Imported here, not above, so that a command starts without Orbax; a run that set
+    # `checkpoints` has imported it already.
+    from jaxnin.train.checkpoint import newest_saved_epoch
+    return newest_saved_epoch(checkpoints)
 
 
 _WATCHER = r"""
@@ -106,10 +109,9 @@ while True:
         break
     said += chunk
 if not said:
-    latest = os.path.join(checkpoints, "latest")
-    epochs = [int(n) for n in (os.listdir(latest) if os.path.isdir(latest) else []) if n.isdigit()]
-    kept = (f"epochs up to {max(epochs)} are saved in {checkpoints}: rerun the same command "
-            "with --resume to continue" if epochs else "nothing was saved")
+    epoch = newest_saved_epoch(checkpoints)
+    kept = (f"epochs up to {epoch} are saved in {checkpoints}: rerun the same command "
+            "with --resume to continue" if epoch is not None else "nothing was saved")
     sys.stderr.write(f"error: the run died without a word (a native crash, named above if it "
                      f"was one, or a kill signal such as the out-of-memory killer's); {kept}\n")
 """
@@ -117,9 +119,13 @@ if not said:
 
 def _start_watcher(checkpoints: Path) -> int | None:
     """The watcher process; returns the pipe's write end (None where it cannot start)."""
+    from jaxnin.train.checkpoint import newest_saved_epoch  # see _latest_epoch
     read_end, write_end = os.pipe()
     try:
-        subprocess.Popen([sys.executable, "-S", "-c", _WATCHER, str(read_end), str(checkpoints)],
+        # It asks the store which epochs are saved, with the store's own function as source:
+        # without site-packages (python -S, to start light) the store module's Orbax is absent.
+        script = inspect.getsource(newest_saved_epoch) + _WATCHER
+        subprocess.Popen([sys.executable, "-S", "-c", script, str(read_end), str(checkpoints)],
                          pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          start_new_session=True)
     except OSError:

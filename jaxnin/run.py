@@ -23,8 +23,8 @@ from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.errors import JaxninError
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
+from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
 from jaxnin.train.run_dir import Restored
-from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
 from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
@@ -226,10 +226,8 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
 
 
 def finished_epochs(workdir: Path) -> int:
-    """Epochs a run in `workdir` has saved: the newest `latest` checkpoint (0 if none)."""
-    latest = workdir / "checkpoints" / "latest"
-    steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
-    return max(steps, default=0)
+    """Epochs a run in `workdir` has saved: its latest checkpoint's (0 if none)."""
+    return newest_saved_epoch(workdir / "checkpoints") or 0
 
 
 def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig):

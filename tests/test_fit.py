@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from faults import diverging_in
+from per_kind import rewrite_per_kind
 from jaxnin.data.pipeline import to_device
 from jaxnin.errors import JaxninError
 from jaxnin.run import fit
@@ -35,16 +36,43 @@ def latest_params(workdir, config, data):
     return jax.device_get(state.params), record
 
 
-def test_resume_equals_an_uninterrupted_run(fashion, tmp_path):
-    straight = fit(TINY, fashion, tmp_path / "straight")
-    fit(dataclasses.replace(TINY, epochs=2), fashion, tmp_path / "split")
-    resumed = fit(TINY, fashion, tmp_path / "split", resume=True)
+@pytest.fixture(scope="module")
+def straight(fashion, tmp_path_factory):
+    """TINY trained without a stop, once for the tests here: (history, workdir)."""
+    workdir = tmp_path_factory.mktemp("straight")
+    return fit(TINY, fashion, workdir), workdir
+
+
+def assert_resumed_like(resumed, split, straight, data):
+    history, workdir = straight
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
-    assert without_timing(resumed) == without_timing(straight)
-    params_a, record_a = latest_params(tmp_path / "straight", TINY, fashion)
-    params_b, record_b = latest_params(tmp_path / "split", TINY, fashion)
+    assert without_timing(resumed) == without_timing(history)
+    params_a, record_a = latest_params(workdir, TINY, data)
+    params_b, record_b = latest_params(split, TINY, data)
     chex.assert_trees_all_equal(params_a, params_b)
     assert record_a["epoch"] == record_b["epoch"] == 3
+
+
+def test_resume_equals_an_uninterrupted_run(fashion, straight, tmp_path):
+    fit(dataclasses.replace(TINY, epochs=2), fashion, tmp_path / "split")
+    resumed = fit(TINY, fashion, tmp_path / "split", resume=True)
+    assert_resumed_like(resumed, tmp_path / "split", straight, fashion)
+
+
+def test_a_run_saved_per_kind_resumes_in_its_layout_like_an_uninterrupted_run(fashion, straight,
+                                                                              tmp_path):
+    """Run folders from before one manager kept every kind go on as they were saved."""
+    fit(dataclasses.replace(TINY, epochs=2), fashion, tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    fresh, _ = initial_state(TINY, fashion, to_device(fashion.train_images,
+                                                      fashion.train_labels, 8))
+    rewrite_per_kind(checkpoints, TINY.best, fresh)
+    resumed = fit(TINY, fashion, tmp_path, resume=True)
+    assert_resumed_like(resumed, tmp_path, straight, fashion)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best_acc", "best_loss", "latest"]
+    store = CheckpointStore(checkpoints, TINY.best)
+    assert store.latest_epoch() == 3 and all(store.restore(kind, fresh) for kind in store.kinds)
+    store.close()
 
 
 def test_warmup_and_clipping_resume_like_an_uninterrupted_run(fashion, tmp_path):
@@ -60,28 +88,29 @@ def test_warmup_and_clipping_resume_like_an_uninterrupted_run(fashion, tmp_path)
     assert without_timing(straight)[:1] != without_timing(plain)
 
 
-def test_a_run_leaves_history_run_record_curves_and_checkpoints(fashion, tmp_path):
-    history = fit(TINY, fashion, tmp_path)
-    saved = json.loads((tmp_path / "history.json").read_text())
+def test_a_run_leaves_history_run_record_curves_and_checkpoints(straight):
+    history, workdir = straight
+    saved = json.loads((workdir / "history.json").read_text())
     assert saved == history and len(saved) == 3
     assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
             "examples_per_s", "compile_time_s"} <= set(saved[0])
     assert all(r["test_examples"] == 300 and r["train_examples"] == 512 for r in saved)
     # Fixed shapes: epochs 2 and 3 and every evaluation reuse the first epoch's programs.
     assert saved[0]["compiles"] > 0 and [r["compiles"] for r in saved[1:]] == [0, 0]
-    run = json.loads((tmp_path / "run.json").read_text())
+    run = json.loads((workdir / "run.json").read_text())
     assert run["config"] == TINY.to_json() and run["device_count"] >= 1
     assert {"jax_version", "device_kind", "git_commit", "command", "results"} <= set(run)
     assert run["versions"]["flax"] and run["versions"]["numpy"] == np.__version__
     assert run["host"]["cores"] >= 1 and run["host"]["cpu"]
     assert run["results"]["process_wall_s"] > run["results"]["train_time_s"] > 0
     for name in ("loss.png", "acc.png"):
-        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+        assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    store = CheckpointStore(workdir / "checkpoints", TINY.best)
     for kind, key, pick in [("best_loss", "test_loss", min), ("best_acc", "test_acc", max)]:
-        best = pick(saved, key=lambda r: r[key])
-        assert [p.name for p in (tmp_path / "checkpoints" / kind).iterdir()
-                if p.name.isdigit()] == [str(best["epoch"])]
+        assert store.latest_epoch(kind) == pick(saved, key=lambda r: r[key])["epoch"]
+    assert store.latest_epoch() == 3
+    store.close()
 
 
 def test_best_and_latest_are_kept_apart(tmp_path):

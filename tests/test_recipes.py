@@ -7,6 +7,7 @@ import sys
 
 from jaxnin.cli import run_main
 from jaxnin.experiments import fashion_vgg, mnist_lenet, predict
+from jaxnin.train.checkpoint import CheckpointStore
 
 
 def run(module, args, cache, cwd=None):
@@ -60,8 +61,9 @@ def test_lenet_first_epoch_on_real_mnist_learns(shared_data, mnist, data_cache, 
     record = json.loads((tmp_path / "history.json").read_text())[0]
     assert record["train_examples"] == 60_000 and record["test_examples"] == 10_000
     assert record["test_acc"] > 0.5, record
-    for kind in ("latest", "best_loss", "best_acc"):
-        assert (tmp_path / "checkpoints" / kind / "1").is_dir()
+    store = CheckpointStore(tmp_path / "checkpoints", ("best_loss", "best_acc"))
+    assert [store.latest_epoch(kind) for kind in ("latest", "best_loss", "best_acc")] == [1, 1, 1]
+    store.close()
 
 
 def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, data_cache,

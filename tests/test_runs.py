@@ -82,18 +82,6 @@ def test_resume_keeps_a_cosine_schedule_s_horizon(data, tmp_path):
         fit(dataclasses.replace(cosine, epochs=3), data, tmp_path, resume=True)
 
 
-def test_best_is_saved_before_latest(tmp_path, monkeypatch):
-    """A kill between the two then leaves the epoch to redo, and so to weigh for best again."""
-    store = CheckpointStore(tmp_path, ("best_loss", "best_acc"))
-    order = []
-    real = store._save_one
-    monkeypatch.setattr(store, "_save_one", lambda kind, *args: (order.append(kind),
-                                                                  real(kind, *args)))
-    store.save(1, {"w": np.zeros(2, np.float32)}, {"test_loss": 1.0, "test_acc": 0.5})
-    store.close()
-    assert order[-1] == "latest" and set(order) == {"latest", "best_loss", "best_acc"}
-
-
 def test_a_record_with_a_diverged_seed_is_never_best(tmp_path):
     store = CheckpointStore(tmp_path, ("best_loss",))
     state = {"w": np.zeros(2, np.float32)}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from jaxnin.train.checkpoint import newest_saved_epoch
+
 LENET = ["--epochs", "50", "--batch-size", "16", "--limit-train", "4096", "--limit-test", "500",
          "--eval-batch-size", "500"]
 
@@ -86,7 +88,7 @@ def test_plain_lines_and_no_bar_when_not_a_terminal(shared_data, mnist, data_cac
 
 def wait_for_epoch(workdir: Path, proc, timeout=240):
     deadline = time.monotonic() + timeout
-    while not (workdir / "checkpoints" / "latest" / "1").is_dir():
+    while not newest_saved_epoch(workdir / "checkpoints"):
         assert proc.poll() is None and time.monotonic() < deadline, "no epoch 1"
         time.sleep(0.1)
     time.sleep(0.5)  # well into epoch 2
@@ -104,8 +106,7 @@ def test_a_native_crash_names_itself_and_the_saved_epoch(signum, named, shared_d
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signum
     assert f"Fatal Python error: {named}" in err  # faulthandler: the signal and where
-    saved = max(int(p.name) for p in (tmp_path / "checkpoints" / "latest").iterdir()
-                if p.name.isdigit())
+    saved = newest_saved_epoch(tmp_path / "checkpoints")
     assert f"epochs up to {saved} are saved in {tmp_path / 'checkpoints'}" in err
     assert "--resume" in err.splitlines()[-1]
 

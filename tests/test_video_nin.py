@@ -10,6 +10,7 @@ import pytest
 
 from faults import diverging_in
 from jaxnin.experiments import video_nin
+from jaxnin.train.checkpoint import CheckpointStore
 
 CLASSES = ("hello", "no", "thanks")
 # The smallest NiN input (67) and four frames keep one epoch to a few seconds on a CPU.
@@ -19,6 +20,14 @@ TINY = ["--frames", "4", "--size", "67", "--resize", "0", "--batch-size", "4",
 
 def parse(argv):
     return video_nin.RECIPE.config(video_nin.RECIPE.parser().parse_args(argv))
+
+
+def saved_epoch(workdir, kind):
+    store = CheckpointStore(workdir / "checkpoints", ("best_loss",))
+    try:
+        return store.latest_epoch(kind)
+    finally:
+        store.close()
 
 
 def run(args, cache, cwd):
@@ -76,7 +85,7 @@ def test_end_to_end_on_tiny_clips(clips_dir, tmp_path):
     assert history[0]["train_examples"] == 8 and history[0]["test_examples"] == 3
     for name in ("loss.png", "acc.png"):
         assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
-    assert (workdir / "checkpoints" / "best_loss" / "1").is_dir()
+    assert saved_epoch(workdir, "best_loss") == 1
     # the prediction demo reloads the clips from run.json and draws each stack's frames
     env = {**os.environ, "JAXNIN_CACHE_DIR": str(cache)}
     shown = subprocess.run([sys.executable, "-m", "jaxnin.experiments.predict", str(workdir),
@@ -97,8 +106,7 @@ def test_divergence_stops_in_one_line_keeping_the_best(clips_dir, tmp_path, monk
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, lines
     assert "diverged in epoch 2" in lines[0] and "lower --lr" in lines[0]
-    assert (workdir / "checkpoints" / "best_loss" / "1").is_dir()
-    assert not (workdir / "checkpoints" / "best_loss" / "2").exists()
+    assert saved_epoch(workdir, "best_loss") == saved_epoch(workdir, "latest") == 1
 
 
 def test_prediction_grid_draws_frame_stacks(tmp_path):
