@@ -35,6 +35,8 @@ _EXPORTS = {
     "NiNBlock": "jaxnin.models",
     "VGG": "jaxnin.models",
     "LeNet5": "jaxnin.models",
+    "MaxPool": "jaxnin.models.layers",
+    "GlobalAvgPool": "jaxnin.models.layers",
     "summarize": "jaxnin.report.summary",
     "TrainState": "jaxnin.train.steps",
     "create_train_state": "jaxnin.train.steps",

@@ -22,6 +22,7 @@ import numpy as np
 from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.data.pipeline import preprocess, to_device
 from jaxnin.errors import JaxninError
+from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import model_for
 from jaxnin.train.replicas import per_seed_metrics
@@ -65,8 +66,16 @@ class Run:
 
     @property
     def checkpoint_epochs(self) -> dict[str, int]:
-        """{kind: epoch} of the checkpoints read so far (`restored` reads one)."""
-        return {kind: restored.epoch for kind, restored in self._restored.items()}
+        """{kind: epoch} of every checkpoint the run keeps ("latest", "best_loss", ...), read
+        from the checkpoint store without restoring any state."""
+        if not (self.workdir / "checkpoints").is_dir():  # opening a store would create it
+            return {}
+        store = CheckpointStore(self.workdir / "checkpoints", self.config.best)
+        try:
+            epochs = {kind: store.latest_epoch(kind) for kind in store.kinds}
+        finally:
+            store.close()
+        return {kind: epoch for kind, epoch in epochs.items() if epoch is not None}
 
     def checkpoint(self, kind: str) -> TrainState:
         """The TrainState of checkpoint `kind`: "latest" or one of `config.best`."""

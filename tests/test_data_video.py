@@ -393,9 +393,9 @@ def test_unusable_roots_are_one_line_errors(tmp_path, cache, make, needle):
     assert "\n" not in str(err.value) and str(root) in str(err.value)
 
 
-@pytest.mark.parametrize("options, needle", [({"frames": 0}, "--frames"), ({"size": -1}, "--size"),
-                                             ({"test_ratio": 1.0}, "--test-ratio")])
-def test_bad_options_name_their_flag(tmp_path, options, needle):
+@pytest.mark.parametrize("options, needle", [({"frames": 0}, "`frames`"), ({"size": -1}, "`size`"),
+                                             ({"test_ratio": 1.0}, "`test_ratio`")])
+def test_bad_options_name_their_field(tmp_path, options, needle):
     with pytest.raises(JaxninError, match=needle):
         video.load_clips(tmp_path, cache_dir=tmp_path, **options)
 

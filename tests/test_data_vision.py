@@ -299,7 +299,7 @@ def test_wrong_cache_is_never_trained_on(fashion, mnist, shared_data, data_cache
     with caplog.at_level(logging.WARNING):
         with pytest.raises(JaxninError) as err:
             load_dataset("fashion_mnist", cache_dir=cache)
-    assert "no usable cache" in one_line(err) and "--data-dir" in str(err.value)
+    assert "no usable cache" in one_line(err) and "`data_dir`" in str(err.value)
     warned = [m for m in warnings_of(caplog) if str(fashion_npz) in m]
     assert len(warned) == 1 and reason in warned[0] and "\n" not in warned[0]
     # ... and with them, it is rebuilt.
@@ -480,7 +480,7 @@ def test_offline_without_files_fails_within_seconds(tfds, tmp_path, monkeypatch,
         load_dataset("mnist", cache_dir=tmp_path)
     assert time.monotonic() - start < FAST_FAILURE_S
     message = one_line(err)
-    for hint in ("cannot be reached", "DIR/mnist/", "--data-dir", "JAXNIN_DATA_DIR"):
+    for hint in ("cannot be reached", "DIR/mnist/", "`data_dir`", "JAXNIN_DATA_DIR"):
         assert hint in message
     assert list(tmp_path.iterdir()) == []
 
@@ -490,7 +490,7 @@ def test_a_failed_download_is_one_line(tfds, tmp_path, monkeypatch, serve):
     (tmp_path / "empty_server").mkdir()  # every file answers 404
     with pytest.raises(JaxninError) as err:
         load_dataset("mnist", cache_dir=tmp_path / "cache")
-    assert "could not download it into" in one_line(err) and "--data-dir" in str(err.value)
+    assert "could not download it into" in one_line(err) and "`data_dir`" in str(err.value)
     assert not list((tmp_path / "cache" / "downloads").iterdir())
 
 
@@ -499,7 +499,7 @@ def test_without_tfds_files_or_cache_says_what_to_do(no_tfds, tmp_path):
         load_dataset("mnist", cache_dir=tmp_path)
     message = one_line(err)
     assert "tensorflow-datasets (which downloads it) cannot be imported" in message
-    assert "--data-dir" in message
+    assert "`data_dir`" in message
 
 
 # ---------------------------------------------------------------------------

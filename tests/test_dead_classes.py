@@ -13,6 +13,7 @@ from jaxnin.run import fit
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.loop import all_classes_dead
 from jaxnin.train.replicas import epoch_metrics
+from jaxnin.report.logging import Console
 from synthetic import random_dataset
 
 TINY_NIN = TrainConfig(model="nin", resize=67, epochs=2, batch_size=16, lr=1e-3,
@@ -39,7 +40,7 @@ def kill_classes(classes, monkeypatch):
 
 def test_dead_classes_are_counted_and_shown(tmp_path, monkeypatch, capsys):
     kill_classes([0, 3, 7], monkeypatch)
-    history = fit(TINY_NIN, random_dataset(64, 40), tmp_path)
+    history = fit(TINY_NIN, random_dataset(64, 40), tmp_path, callbacks=[Console(2)]).history
     assert [r["dead_classes"] for r in history] == [3, 3]  # exactly those: the live 7 are not
     assert all(r["classes"] == 10 for r in history)
     assert json.loads((tmp_path / "history.json").read_text())[0]["dead_classes"] == 3
@@ -50,7 +51,7 @@ def test_an_all_dead_net_stops_early_with_one_line(tmp_path, monkeypatch):
     kill_classes(list(range(10)), monkeypatch)
     config = dataclasses.replace(TINY_NIN, epochs=5)
     with pytest.raises(JaxninError, match="stopped after epoch 1: all 10 output classes are "
-                                          "dead.*lower --lr"):
+                                          "dead.*lower `lr`"):
         fit(config, random_dataset(64, 40), tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1] and history[0]["dead_classes"] == 10

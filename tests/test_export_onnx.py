@@ -14,6 +14,7 @@ from jaxnin import export_onnx
 from jaxnin.cli import run_main
 from jaxnin.data.dataset import ImageDataset
 from jaxnin import runs
+from jaxnin.train import run_dir
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
 

@@ -88,21 +88,21 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
 # --- configuration ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flags, needle", [
-    (["--lr", "0"], "--lr must be a finite positive number"),
-    (["--lr", "-0.1"], "--lr must be a finite positive number"),
-    (["--lr", "inf"], "--lr must be a finite positive number"),
-    (["--lr", "nan"], "--lr must be a finite positive number"),
+    (["--lr", "0"], "--lr must be above 0, got 0.0"),
+    (["--lr", "-0.1"], "--lr must be above 0"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--lr", "nan"], "--lr must be a finite number"),
     (["--momentum", "5"], "--momentum must be in [0, 1)"),
     (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
-    (["--gamma", "0"], "--gamma must be in (0, 1]"),
+    (["--gamma", "0"], "--gamma 0 would stop learning after epoch 10; set --epochs 10 instead"),
     (["--gamma", "-1"], "--gamma must be in (0, 1]"),
     (["--gamma", "1e6"], "--gamma must be in (0, 1]"),
-    (["--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--limit-train", "0"], "--limit-train must be at least 1"),
-    (["--limit-train", "-5"], "--limit-train must be at least 1"),
-    (["--limit-test", "0"], "--limit-test must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be in [1, 2147483647], got 0"),
+    (["--eval-batch-size", "0"], "--eval-batch-size must be in [1, "),
+    (["--epochs", "0"], "--epochs must be in [1, "),
+    (["--limit-train", "0"], "--limit-train must be in [1, "),
+    (["--limit-train", "-5"], "--limit-train must be in [1, "),
+    (["--limit-test", "0"], "--limit-test must be in [1, "),
     (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["--resize", "40"], "at least 67x67"),
     (["--resize", "100000"], "--resize 100000 cannot fit"),
@@ -166,8 +166,8 @@ def test_divergence_stops_with_a_hint_and_keeps_the_best(shared_data, mnist, dat
 
 
 @pytest.mark.parametrize("phase, hint", [
-    ("train_epoch", "during training at --batch-size 512 .*try --batch-size 256"),
-    ("evaluate_split", "during evaluation at --eval-batch-size 100 .*try --eval-batch-size 50")])
+    ("train_epoch", "during training at `batch_size` 512 .*try `batch_size` 256"),
+    ("evaluate_split", "during evaluation at `eval_batch_size` 100 .*try `eval_batch_size` 50")])
 def test_out_of_memory_names_the_batch_that_ran_out(phase, hint, fashion, tmp_path,
                                                     monkeypatch):
     def exhausted(*args, **kwargs):
@@ -175,7 +175,7 @@ def test_out_of_memory_names_the_batch_that_ran_out(phase, hint, fashion, tmp_pa
                                          "allocate 81.92GiB")
     monkeypatch.setattr(loop, phase, exhausted)
     from jaxnin.train.config import TrainConfig
-    config = TrainConfig(model="lenet", resize=None, batch_size=512, limit_train=1024,
+    config = TrainConfig(model="lenet", dataset="fashion_mnist", resize=None, batch_size=512, limit_train=1024,
                          limit_test=100, eval_batch_size=100)
     with pytest.raises(JaxninError, match="out of memory " + hint):
         fit(config, fashion, tmp_path)

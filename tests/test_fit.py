@@ -11,6 +11,7 @@ from faults import diverging_in
 from per_kind import rewrite_per_kind
 from jaxnin.data.pipeline import to_device
 from jaxnin.errors import JaxninError
+from jaxnin.report.logging import Curves, TensorBoard
 from jaxnin.run import fit
 from jaxnin.train import loop
 from jaxnin.train.checkpoint import CheckpointStore
@@ -38,9 +39,11 @@ def latest_params(workdir, config, data):
 
 @pytest.fixture(scope="module")
 def straight(fashion, tmp_path_factory):
-    """TINY trained without a stop, once for the tests here: (history, workdir)."""
+    """TINY trained without a stop, once for the tests here, with the writers a command line
+    gives fit: (history, workdir)."""
     workdir = tmp_path_factory.mktemp("straight")
-    return fit(TINY, fashion, workdir), workdir
+    writers = [TensorBoard(workdir), Curves(workdir, "lenet on fashion_mnist")]
+    return fit(TINY, fashion, workdir, callbacks=writers).history, workdir
 
 
 def assert_resumed_like(resumed, split, straight, data):
@@ -55,7 +58,7 @@ def assert_resumed_like(resumed, split, straight, data):
 
 def test_resume_equals_an_uninterrupted_run(fashion, straight, tmp_path):
     fit(dataclasses.replace(TINY, epochs=2), fashion, tmp_path / "split")
-    resumed = fit(TINY, fashion, tmp_path / "split", resume=True)
+    resumed = fit(TINY, fashion, tmp_path / "split", resume=True).history
     assert_resumed_like(resumed, tmp_path / "split", straight, fashion)
 
 
@@ -67,7 +70,7 @@ def test_a_run_saved_per_kind_resumes_in_its_layout_like_an_uninterrupted_run(fa
     fresh, _ = initial_state(TINY, fashion, to_device(fashion.train_images,
                                                       fashion.train_labels, 8))
     rewrite_per_kind(checkpoints, TINY.best, fresh)
-    resumed = fit(TINY, fashion, tmp_path, resume=True)
+    resumed = fit(TINY, fashion, tmp_path, resume=True).history
     assert_resumed_like(resumed, tmp_path, straight, fashion)
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best_acc", "best_loss", "latest"]
     store = CheckpointStore(checkpoints, TINY.best)
@@ -79,12 +82,12 @@ def test_warmup_and_clipping_resume_like_an_uninterrupted_run(fashion, tmp_path)
     """A 20-step warm-up spans epochs 1 and 2 (16 steps each); the clipped optimizer's state
     is what the checkpoint restores."""
     config = dataclasses.replace(TINY, epochs=2, warmup_steps=20, clip_norm=0.5)
-    straight = fit(config, fashion, tmp_path / "straight")
+    straight = fit(config, fashion, tmp_path / "straight").history
     fit(dataclasses.replace(config, epochs=1), fashion, tmp_path / "split")
-    resumed = fit(config, fashion, tmp_path / "split", resume=True)
+    resumed = fit(config, fashion, tmp_path / "split", resume=True).history
     assert without_timing(resumed) == without_timing(straight)
     assert [r["lr"] for r in straight] == pytest.approx([0.05 / 20, 0.05 * 17 / 20])
-    plain = fit(dataclasses.replace(TINY, epochs=1), fashion, tmp_path / "plain")
+    plain = fit(dataclasses.replace(TINY, epochs=1), fashion, tmp_path / "plain").history
     assert without_timing(straight)[:1] != without_timing(plain)
 
 
@@ -134,7 +137,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(fashion, tm
                                                                      monkeypatch):
     diverging_in(2, monkeypatch)
     with pytest.raises(JaxninError, match="diverged in epoch 2 .*checkpoints up to epoch 1 are "
-                                          "kept.*lower --lr"):
+                                          "kept.*lower `lr`"):
         fit(TINY, fashion, tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1]  # the NaN epoch reached no writer
@@ -162,7 +165,7 @@ def test_no_recompile_when_a_shape_varies_is_caught(fashion, tmp_path, monkeypat
         return real(state, split, key, batch_size + (len(calls) == 2) * 8, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train_epoch", varying)
-    history = fit(TINY, fashion, tmp_path)
+    history = fit(TINY, fashion, tmp_path).history
     assert history[1]["compiles"] > 0 and history[2]["compiles"] == 0
 
 

@@ -16,7 +16,7 @@ from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from synthetic import random_dataset
 
-TINY = TrainConfig(model="lenet", epochs=2, batch_size=32, optimizer="momentum", lr=0.05,
+TINY = TrainConfig(model="lenet", dataset="fashion_mnist", epochs=2, batch_size=32, optimizer="momentum", lr=0.05,
                    resize=None, limit_train=256, limit_test=100, eval_batch_size=50)
 
 
@@ -28,7 +28,7 @@ def data():
 def test_a_second_run_on_a_locked_workdir_is_refused_in_one_line(data, tmp_path):
     with workdir_lock(tmp_path):
         with pytest.raises(JaxninError, match=f"{tmp_path} is in use by another jaxnin run "
-                                              f"\\(pid {os.getpid()} .*choose another --workdir"):
+                                              f"\\(pid {os.getpid()} .*choose another `workdir`"):
             fit(TINY, data, tmp_path)
     assert not (tmp_path / "run.json").exists()  # the refused run wrote nothing
     fit(TINY, data, tmp_path)  # the lock went with its holder
@@ -57,7 +57,7 @@ def test_a_workdir_with_no_finished_epoch_can_be_reused(data, tmp_path, monkeypa
         with pytest.raises(JaxninError, match="nothing was saved: rerun the same command"):
             fit(TINY, data, tmp_path)
     assert (tmp_path / "run.json").exists()  # the interrupted run had begun
-    assert [r["epoch"] for r in fit(TINY, data, tmp_path)] == [1, 2]  # the same command again
+    assert [r["epoch"] for r in fit(TINY, data, tmp_path).history] == [1, 2]  # the same command again
 
 
 def test_resume_keeps_every_segment_and_refuses_fewer_epochs(data, tmp_path):
@@ -69,7 +69,7 @@ def test_resume_keeps_every_segment_and_refuses_fewer_epochs(data, tmp_path):
     assert [s["epochs"] for s in record["segments"]] == [2, 3]
     assert record["segments"][0] == first["segments"][0]
     assert (record["command"], record["started"]) == (first["command"], first["started"])
-    with pytest.raises(JaxninError, match="has already trained 3 epochs; give --epochs 3"):
+    with pytest.raises(JaxninError, match="has already trained 3 epochs; set `epochs` to 3"):
         fit(TINY, data, tmp_path, resume=True)
     assert json.loads((tmp_path / "run.json").read_text()) == record  # untouched
 
@@ -77,7 +77,7 @@ def test_resume_keeps_every_segment_and_refuses_fewer_epochs(data, tmp_path):
 def test_resume_keeps_a_cosine_schedule_s_horizon(data, tmp_path):
     cosine = dataclasses.replace(TINY, schedule="cosine")
     fit(cosine, data, tmp_path)
-    with pytest.raises(JaxninError, match="--epochs 3 on --resume: the run's cosine schedule "
+    with pytest.raises(JaxninError, match="`epochs` 3 on resume: the run's cosine schedule "
                                           "decays over its 2 epochs"):
         fit(dataclasses.replace(cosine, epochs=3), data, tmp_path, resume=True)
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # too; its head is small as well (8 CPU devices each all-reducing and updating a 4096 x 4096
 # head take seconds a step). 100 train and 50 test examples split over 8 devices only with
 # padding; the eval batch (20) grows to 24 there.
-TINY_VGG = TrainConfig(model="vgg11", resize=32, epochs=2, batch_size=32, lr=0.05,
+TINY_VGG = TrainConfig(model="vgg11", resize=32, epochs=2, batch_size=32, optimizer="sgd", lr=0.05,
                        model_options={"width_divisor": 16, "hidden": 64, "dropout": 0.5},
                        eval_batch_size=20, seed=3)
 # LeNet compiles in a fraction of VGG's time: two processes compile side by side on 2 cores.
@@ -44,7 +44,7 @@ def one_device_run(config, tmp_path_factory):
     """The reference: the run on this process's single device; (data, workdir, history)."""
     assert jax.device_count() == 1
     data, workdir = random_dataset(100, 50), tmp_path_factory.mktemp("one_device")
-    return data, workdir, fit(config, data, workdir)
+    return data, workdir, fit(config, data, workdir).history
 
 
 def sharded_run(config, data, workdir, devices_per_process, processes=1):
@@ -151,7 +151,7 @@ def test_only_large_state_arrays_are_split_and_along_an_axis_the_devices_divide(
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused():
-    with pytest.raises(JaxninError, match="--batch-size 30 does not split over the 8 devices.*"
+    with pytest.raises(JaxninError, match="`batch_size` 30 does not split over the 8 devices.*"
                                           "multiple of 8, e.g. 24 or 32"):
         check_batch_size(30, 8)
     check_batch_size(32, 8)

@@ -98,13 +98,18 @@ class TensorBoard:
                "Acc/test": "test_acc", "lr": "lr", "examples_per_s": "examples_per_s"}
 
     def __init__(self, workdir: Path):
-        writer_class = _import_summary_writer()
-        if writer_class is None:
-            print_line("note: tensorboardX is not installed, so no TensorBoard scalars are "
-                       "written (history.json holds the same numbers)")
-        self._writer = writer_class and writer_class(str(Path(workdir) / "tensorboard"))
+        # The event file is made at the first epoch: a run refused before it leaves no folder.
+        self._folder, self._writer, self._missing = Path(workdir) / "tensorboard", None, False
 
     def epoch(self, record: dict, state=None) -> None:
+        if self._writer is None and not self._missing:
+            writer_class = _import_summary_writer()
+            self._missing = writer_class is None
+            if self._missing:
+                print_line("note: tensorboardX is not installed, so no TensorBoard scalars are "
+                           "written (history.json holds the same numbers)")
+                return
+            self._writer = writer_class(str(self._folder))
         if self._writer is None:
             return
         for tag, key in self.SCALARS.items():

@@ -198,7 +198,7 @@ def restore_error(err: Exception, where: str, kind: str, directory: Path) -> Jax
             "it looks damaged or incomplete")
     return JaxninError(f"cannot read the {kind} checkpoint {where} ({type(err).__name__}: "
                        f"{reason}): {hint}; the other checkpoints in {directory} are untouched "
-                       "(--debug shows the details)")
+                       "(`debug` shows the details)")
 
 
 def _reason(err: Exception) -> str:
@@ -215,10 +215,10 @@ def _check_shapes(restored, target, where: str, kind: str) -> None:
                 f"cannot read the {kind} checkpoint {where}: "
                 f"{jax.tree_util.keystr(path)} has shape {np.shape(have)} there but "
                 f"{np.shape(need)} in this model (other input channels or classes?): "
-                "resume with the original flags, or start a fresh --workdir")
+                "resume with the original config, or start a fresh `workdir`")
     if len(got) != len(want):
         raise JaxninError(f"cannot read the {kind} checkpoint {where}: it holds {len(got)} "
-                          f"arrays, this model {len(want)}: start a fresh --workdir")
+                          f"arrays, this model {len(want)}: start a fresh `workdir`")
 
 
 def _save_error(err: Exception, what: str, epoch: int, directory) -> JaxninError | None:
@@ -232,7 +232,7 @@ def _save_error(err: Exception, what: str, epoch: int, directory) -> JaxninError
         return None
     return JaxninError(f"no space left on the device while saving the {what} of "
                        f"epoch {epoch} in {directory}: the previous checkpoints there are intact; "
-                       "free some space and rerun with --resume")
+                       "free some space and resume (`resume`)")
 
 
 def _options(**keeping) -> ocp.CheckpointManagerOptions:
@@ -254,7 +254,7 @@ def _manager(directory: Path, best: tuple[str, ...]) -> ocp.CheckpointManager:
     except Exception as err:  # it reads every step's metrics file as it opens
         raise JaxninError(f"cannot read the checkpoints in {directory} ({type(err).__name__}: "
                           f"{_reason(err)}): a step's metrics file looks damaged; move that "
-                          "step's folder away to resume from the others (--debug shows the "
+                          "step's folder away to resume from the others (`debug` shows the "
                           "details)") from err
 
 

@@ -82,7 +82,7 @@ class TrainConfig(metaclass=Documented):
                                      within=POSITIVE)
     resize: int | None = option(FROM_RECIPE, "resize images to this square size on the device; "
                                 "0 keeps the stored size", convert=_keep_stored_size,
-                                within=Range(1, 4096))
+                                within=COUNT)
     dtype: str = option("float32", "compute dtype; params stay float32", choices=DTYPES)
     seed: int = option(0, "seeds init, shuffling and dropout", within=Range(0, 2**32 - 1))
     seeds: int = option(1, "train K replicas (seeds seed..seed+K-1) at once in one program; "
