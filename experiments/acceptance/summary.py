@@ -6,7 +6,7 @@ and, for the runs without one, why this call did not run them.
 import json
 from pathlib import Path
 
-from jaxnin.acceptance.plan import Run
+from experiments.acceptance.plan import Run
 
 
 def latest_records(out: Path, kind: str) -> dict[str, dict]:
