@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxnin
+from jaxnin import files
 from jaxnin.cli import ArgumentParser, add_run_flags, run_main
 from jaxnin.data.pipeline import preprocess, resize_matrix
 from jaxnin.errors import JaxninError
@@ -161,14 +161,12 @@ def bf16_note(run: Run, restored: Restored, images: np.ndarray,
 
 
 def write_atomically(path: Path, content: bytes) -> None:
-    """Write to a temporary file, then rename: a reader never sees half a model."""
-    partial = path.with_name(path.name + ".partial")
+    """`content` into `path`, atomically (a reader never sees half a model); a folder that
+    cannot be written is one line."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(content)
-        os.replace(partial, path)
+        files.write_bytes(path, content)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise JaxninError(f"cannot write {path} ({err.strerror}): choose another --out") from None
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
-from jaxnin.versions import installed, usable_cores
+from jaxnin.versions import git_commit, installed, usable_cores
 
 LOCK_FILE = ".lock"
 
@@ -341,7 +340,7 @@ def run_record(config: TrainConfig, data: ImageDataset, mesh, workdir: Path,
     path = workdir / "run.json"
     segments = json.loads(path.read_text()).get("segments", []) if history and path.exists() \
         else []
-    segment = {"command": command_line(), "git_commit": git_commit(),
+    segment = {"command": command_line(), "git_commit": git_commit(Path(__file__).parent),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "first_epoch": len(history) + 1, "epochs": config.epochs}
     return {
@@ -419,12 +418,3 @@ def command_line() -> str:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     head = ["python", "-m", spec.name] if spec else ["python", sys.argv[0]]
     return " ".join([*head, *sys.argv[1:]])
-
-
-def git_commit() -> str | None:
-    """The commit of the jaxnin checkout in use, if it is one."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None

@@ -1,5 +1,6 @@
-"""python -m jaxnin.acceptance: the plan parses, the budget holds, and a --tiny run of every part
-records, skips what is recorded, reruns with --redo, and runs as a bare GPU host would run it."""
+"""python -m experiments.acceptance: the plan parses, the budget holds, and a --tiny run of
+every part records, skips what is recorded, reruns with --redo, and runs as a bare GPU host
+would run it."""
 import json
 import os
 import subprocess
@@ -10,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxnin.acceptance import estimate, pack, plan
+from experiments.acceptance import estimate, pack, plan
 from jaxnin.data import clips, make_sample_clips
 from jaxnin.errors import JaxninError
 
 REPO = Path(__file__).resolve().parents[1]
-# What a bare GPU host lacks (issue 13); None in sys.modules makes `import x` raise ImportError.
+# What a bare GPU host lacks; None in sys.modules makes `import x` raise ImportError.
 BARE_HOST_MISSING = ("tensorflow", "tensorflow_datasets", "tensorboardX", "av")
 
 
@@ -32,7 +33,7 @@ def test_every_planned_command_is_one_its_recipe_accepts():
 
 
 def test_first_slot_fits_smoke_the_three_seeds_and_vgg():
-    """The issue's budget: a ~10-minute first slot records smoke, main-seed0..2 and VGG-11."""
+    """The budget: a ~10-minute first slot records smoke, main-seed0..2 and VGG-11."""
     first = [r for r in plan.plan() if r.part == "smoke" or r.key.startswith("main-")
              or r.key == "vgg11"]
     assert len(first) == 11
@@ -41,7 +42,7 @@ def test_first_slot_fits_smoke_the_three_seeds_and_vgg():
 
 
 def test_candidate_defaults_are_the_main_job_s_seeds_with_one_lever_each():
-    """Issue 16: each candidate runs main-seed<s>'s command plus its flags, after the first slot."""
+    """Each candidate runs main-seed<s>'s command plus its flags, after the first slot."""
     keys = [r.key for r in plan.plan()]
     runs = {r.key: r for r in plan.plan()}
     for name, flags in plan.MAIN_CANDIDATES.items():
@@ -69,8 +70,8 @@ def test_estimates_follow_the_reference_figures():
 
 
 def _acceptance(args, env, timeout=600):
-    return subprocess.run([sys.executable, "-m", "jaxnin.acceptance", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "experiments.acceptance", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _env(cache: Path, **extra) -> dict:
@@ -115,7 +116,7 @@ def test_tiny_runs_every_part(tmp_path, shared_data, fashion, mnist, data_cache)
     assert records["bench-lenet"]["measured"]["throughput"][0]["status"] == "ok"
     assert records["ablation-a1"]["measured"]["final_test_acc_mean"] > 0
     table = next((out / "acceptance").glob("cpu-tiny-*.md")).read_text()
-    assert table.count("| smoke |") == 7 and "**missed**" in table and "not run" not in table
+    assert table.count("| smoke |") == 7 and "**missed**" in table and "not run:" not in table
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert archive.stat().st_size <= pack.LIMIT_BYTES

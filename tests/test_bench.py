@@ -1,28 +1,32 @@
-"""`python -m jaxnin.bench` at CPU sizes: the shape of what it writes, never its speed."""
+"""`python -m experiments.bench` at CPU sizes: the shape of what it writes, never its speed."""
 import gzip
 import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
 import optax
 import pytest
 
-from jaxnin.bench import cli, peaks, policy, profile, report, tta
+from experiments.bench import cli, peaks, policy, profile, report, tta
 from jaxnin.cli import run_main
 from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
 from jaxnin.train import steps
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def bench(args, tmp_path, env=None):
-    return subprocess.run([sys.executable, "-m", "jaxnin.bench", *args, "--out", str(tmp_path)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=600)
+    """The bench as the README runs it: `python -m experiments.bench` from the checkout's root."""
+    return subprocess.run([sys.executable, "-m", "experiments.bench", *args, "--out",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
 
 
 def only_results(tmp_path):
@@ -58,7 +62,7 @@ def test_without_torch_the_bench_says_so_and_measures_jaxnin(tmp_path):
     assert json_path.name == f"results-cpu-{results['date']}-tiny-throughput.json"
     assert results["device"]["kind"] == "cpu" and results["device"]["bf16_peak_flops"] is None
     assert results["device"]["matmul_bf16_flops"] > 0
-    assert results["command"].startswith("python -m jaxnin.bench --tiny")
+    assert results["command"].startswith("python -m experiments.bench --tiny")
     assert results["versions"]["jax"] and "torch" not in results["versions"]
 
     jaxnin_rows = [r for r in results["throughput"] if r["side"] == "jaxnin"]
@@ -178,12 +182,12 @@ def test_the_pytorch_child_imports_nothing_of_jax():
     with torch stubbed: none may load JAX, flax, optax or TensorFlow (CI has no torch)."""
     code = STUB_TORCH + (
         "import json, sys\n"
-        "from jaxnin.bench import policy, worker\n"
+        "from experiments.bench import policy, worker\n"
         "handlers = [worker._handler({'side': 'torch', 'kind': k}) for k in ('throughput', 'tta')]\n"
         "print(json.dumps([[h.__module__ for h in handlers], policy.loaded(),"
         " 'jaxnin.data.vision' in sys.modules]))")
     modules, jax_family, data_loader = torch_child(code)
-    assert modules == ["jaxnin.bench.torch_reference"] * 2 and data_loader
+    assert modules == ["experiments.bench.torch_reference"] * 2 and data_loader
     assert jax_family == []
 
 
@@ -191,7 +195,7 @@ def test_the_pytorch_child_imports_nothing_of_jax():
 # import) into a process that already holds TensorFlow (the data fixtures build with tfds)
 # crashes it, and JAX's threads do not survive the seed pipeline's fork.
 def torch_child(code: str):
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
@@ -210,7 +214,7 @@ def test_torch_references_are_the_seeds_nets_and_train_at_tiny_size():
          "optimizer": "sgd", "variant": v, "policy": policy.row_policy("torch", v, "strict")}
         for v in ("tuned", "cpu")]
     counts, rows = torch_child(
-        "import json; from jaxnin.bench import torch_reference as r; print(json.dumps([["
+        "import json; from experiments.bench import torch_reference as r; print(json.dumps([["
         f"sum(p.numel() for p in r.create_model(n, s, **o).parameters()) for n, s, o in {nets}"
         f"], [r.measure_throughput(job) for job in {jobs}]]))")
     # The same nets: parameter counts equal jaxnin's.
@@ -270,7 +274,7 @@ def test_each_fp32_row_runs_under_one_policy_on_both_sides():
     assert policy.not_run_reason(jobs["torch", "cpu"], "cpu") is None
 
 
-def test_cpu_compare_is_issue_17s_table():
+def test_cpu_compare_is_the_cpu_table():
     settings = cli.Settings.from_args(cli.parser().parse_args(["--cpu-compare"]))
     jobs = cli.throughput_jobs(settings)
     assert [(j["model"], j["side"], report.variant(j), j["batch_size"], j["steps"], j["resize"])

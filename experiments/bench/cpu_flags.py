@@ -1,6 +1,6 @@
-"""More CPU levers of issue 17: XLA CPU flags and steps fused per dispatch, one process each.
+"""More CPU levers: XLA CPU flags and steps fused per dispatch, one process each.
 
-    python experiments/bench/cpu_flags.py [--repeats 2] [--lenet-steps 640] [--nin-steps 8]
+    python -m experiments.bench.cpu_flags [--repeats 2] [--lenet-steps 640] [--nin-steps 8]
 
 Each variant runs in a fresh interpreter (XLA reads XLA_FLAGS once, at start), interleaved with
 the others `--repeats` times. A run times `jaxnin.train.steps.train_epoch` (the CPU path: one
@@ -17,6 +17,8 @@ import platform
 import subprocess
 import sys
 import time
+
+from experiments.bench.worker import checkout_env
 
 VARIANTS = {  # name: (XLA_FLAGS added, steps per dispatch)
     "default": ("", 1),
@@ -95,8 +97,9 @@ def run_variant(name: str, model: str, steps: int) -> dict:
         return {"error": f"{steps} steps hold no chunk of {chunk}"}
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip(),
            "JAXNIN_COMPILE_CACHE": "0"}
-    done = subprocess.run([sys.executable, __file__, "--worker", model, str(steps), str(chunk)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "experiments.bench.cpu_flags", "--worker", model,
+                           str(steps), str(chunk)], env=checkout_env(env), capture_output=True,
+                          text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])

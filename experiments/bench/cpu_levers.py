@@ -1,6 +1,6 @@
-"""Two CPU levers of issue 17, each measured against what it replaced, in one process.
+"""Two CPU levers, each measured against what it replaced, in one process.
 
-    python experiments/bench/cpu_levers.py [--repeats 5] > experiments/bench/cpu-levers.md
+    python -m experiments.bench.cpu_levers [--repeats 5] > experiments/bench/cpu-levers.md
 
 1. The one-off init (model.init + optimizer state) compiled with XLA's default optimisation
    against `xla_backend_optimization_level=0` (what jaxnin.train.steps.create_train_state does on

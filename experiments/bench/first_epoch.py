@@ -1,13 +1,13 @@
-"""Process start to the first epoch, first and second run, jaxnin against PyTorch (issue 17).
+"""Process start to the first epoch, first and second run, jaxnin against PyTorch.
 
-    python experiments/bench/first_epoch.py [--data-dir DIR] [--repeats 2] [--out FILE.md]
+    python -m experiments.bench.first_epoch [--data-dir DIR] [--repeats 2] [--out FILE.md]
 
 For the main job's quick CPU variant (the README's, one epoch of it) and seed 002's LeNet-5 (one
 epoch of 3,750 steps): jaxnin's recipe command twice with one compile cache folder, empty before
 the first run (that run compiles and fills it, the second reads it), and the bench's PyTorch
 loop (eager, no torch.compile) as many times. The data's NumPy cache is built beforehand, so
 neither side's time includes parsing the gz files. Each run is stamped from its spawn by the
-bench's time-to-accuracy poller (jaxnin.bench.tta): "to the first epoch line" is the spawn to
+bench's time-to-accuracy poller (experiments.bench.tta): "to the first epoch line" is the spawn to
 the end of epoch 1, and "start-up" is that less the epoch's own training and evaluation
 (interpreter, imports, data, init and, for jaxnin, compiling, which its history counts).
 """
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jaxnin.bench import policy, tta
+from experiments.bench import policy, tta
 from jaxnin.data.vision import load_dataset
 from jaxnin.experiments import fashion_nin, mnist_lenet
 from jaxnin.versions import usable_cores
@@ -80,7 +80,7 @@ def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
 
 
 def markdown(rows: list[dict], argv: list[str]) -> str:
-    lines = [f"`python experiments/bench/first_epoch.py {' '.join(argv)}`, "
+    lines = [f"`python -m experiments.bench.first_epoch {' '.join(argv)}`, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.processor() or platform.machine()}, {usable_cores()} "
              "usable cores", "",

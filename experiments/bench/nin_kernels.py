@@ -1,6 +1,6 @@
 """Where a NiN@67 training step goes on the CPU, op by op, in jaxnin (XLA) and in PyTorch.
 
-    python experiments/bench/nin_kernels.py [--steps 5] [--batch-size 128] > nin-kernels.md
+    python -m experiments.bench.nin_kernels [--steps 5] [--batch-size 128] > nin-kernels.md
 
 Both sides train seed 001's NiN at 67x67 on the same kind of synthetic batch (SGD, lr 0.1) for
 a few warm-up steps, then trace `--steps` more: jaxnin with jax.profiler (the XLA executor
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jaxnin.bench.profile import profile_epoch
+from experiments.bench.profile import profile_epoch
 
 
 def jaxnin_ops(steps: int, batch_size: int) -> tuple[float, list[tuple[str, float, str]]]:
@@ -76,7 +76,7 @@ def torch_ops(steps: int, batch_size: int) -> tuple[float, list[tuple[str, float
     import torch
     import torch.nn.functional as F
 
-    from jaxnin.bench.torch_reference import create_model
+    from experiments.bench.torch_reference import create_model
 
     torch.manual_seed(0)
     model = create_model("nin", image_size=67)

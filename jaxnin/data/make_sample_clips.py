@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnin import files
 from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.data.dataset import scratch_beside
 from jaxnin.errors import JaxninError
@@ -57,7 +58,7 @@ def write_sample_clips(out_dir: str | os.PathLike, clips_per_class: int = 50, si
             (work / motion).mkdir()
             for number in range(clips_per_class):
                 writer(work / motion / f"{motion}_{number:03d}", render_clip(motion, size, rng))
-        os.rename(work, out)
+        files.move(work, out)
     return out
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnin import files
 from jaxnin.data import clips
 from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
@@ -247,12 +248,12 @@ class _Progress:
 def _truncate(path: Path, rows: int) -> None:
     """Keeps the first `rows` stacks of an .npy (the clips that decoded)."""
     full = np.load(path, mmap_mode="r")
-    kept = np.lib.format.open_memmap(path.with_suffix(".part"), mode="w+", dtype=full.dtype,
-                                     shape=(rows, *full.shape[1:]))
-    kept[:] = full[:rows]
-    kept.flush()
-    del kept, full
-    os.replace(path.with_suffix(".part"), path)
+    with files.replacing(path) as part:
+        kept = np.lib.format.open_memmap(part, mode="w+", dtype=full.dtype,
+                                         shape=(rows, *full.shape[1:]))
+        kept[:] = full[:rows]
+        kept.flush()
+        del kept, full
 
 
 def _check_usable(root: Path, decoded: dict, class_names: list[str], unreadable: list[str],
@@ -351,7 +352,7 @@ def _publish(work: Path, entry: Path) -> Path:
     """Moves a finished cache into place, then drops the entries it invalidated."""
     shutil.rmtree(entry, ignore_errors=True)  # a damaged one; a valid one was returned before
     try:
-        os.rename(work, entry)
+        files.move(work, entry)
     except OSError:
         if not (entry / "meta.json").is_file():  # not another process finishing first
             raise

@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import ssl
 import threading
@@ -53,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxnin import files
 from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
 
@@ -361,16 +361,8 @@ def _save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
     # Readers, perhaps in another process, never see a half-written file, and an interrupted
     # write (Ctrl-C, a SIGTERM turned into an exception) leaves no hidden .tmp behind.
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The name is chosen before the file exists, so an interrupt cannot fall between its
-    # creation and the `try` (as it could with tempfile.mkstemp).
-    tmp = path.parent / f".{path.stem}-{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as out:
-            np.savez(out, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with files.replacing(path) as tmp, open(tmp, "xb") as out:
+        np.savez(out, **arrays)
 
 
 # ---------------------------------------------------------------------------
@@ -436,10 +428,10 @@ def _download(tfds: Any, name: str, folder: Path) -> None:
         staging = Path(scratch) / name
         staging.mkdir()
         for file_name, path in paths.items():
-            os.replace(path, staging / file_name)
+            files.move(path, staging / file_name)
         _verify_files(name, staging)  # tfds checked the gz sha256s; this costs a second
         shutil.rmtree(folder, ignore_errors=True)  # damaged files, refused above
-        os.replace(staging, folder)
+        files.move(staging, folder)
     log.info("downloaded %s into %s", name, folder)
 
 

@@ -5,13 +5,13 @@ clu.metric_writers is the pattern); the training engine knows none of them. Each
 what it needs (tqdm, tensorboardX, matplotlib) when it is made, never on import.
 """
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from jaxnin.files import write_json  # also imported from here by the recipes' code
 
 
 def print_line(text: str) -> None:
@@ -186,25 +186,6 @@ def device_text() -> str:
     if jax.device_count() == 1:
         return f"{device.device_kind} ({device.platform}:{device.id})"
     return f"{jax.device_count()} x {device.device_kind} ({device.platform})"
-
-
-def write_json(path: Path, payload) -> None:
-    """Write strict JSON (a non-finite number becomes null) so that a crash never leaves a
-    half-written file behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(payload), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-
-
-def _finite(value):
-    """`value` with every NaN or infinity replaced by None (JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _is_terminal(stream) -> bool:

@@ -10,7 +10,7 @@
     torch.optim's SGD (the recipe's lr and momentum), no compile, a .item() per step; always
     on the CPU.
 
-Every job carries its precision policy (jaxnin.bench.policy.row_policy), applied in `build`;
+Every job carries its precision policy (experiments.bench.policy.row_policy), applied in `build`;
 each result reports the settings read back from torch (`settings`).
 
 Weights are xavier-uniform as the seeds set them; biases are zero, as jaxnin's are, so that the
@@ -21,7 +21,6 @@ pays for PyTorch only.
 """
 import functools
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jaxnin.bench.policy import loaded, speed_env
+from experiments.bench.policy import loaded, speed_env
+from jaxnin import files
 from jaxnin.data.vision import load_dataset  # NumPy only: the same arrays jaxnin trains on
 from jaxnin.vgg_cfgs import CONFIGS as VGG_CONFIGS  # seed 004's, shared with the Flax VGG
 
@@ -452,6 +452,4 @@ def _evaluate(trainer, test, job):
 
 def _write_json(path: Path, payload) -> None:
     # Atomic, so the bench polling this file never reads half of it.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnin.bench.peaks import bf16_peak, mfu
-from jaxnin.bench.policy import speed_env
-from jaxnin.bench.profile import profile_epoch
+from experiments.bench.peaks import bf16_peak, mfu
+from experiments.bench.policy import speed_env
+from experiments.bench.profile import profile_epoch
 from jaxnin.data.pipeline import to_device
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
@@ -67,7 +67,7 @@ def measure_throughput(job: dict) -> dict:
     """Training examples/sec of jaxnin's `train_epoch` for one (model, batch, dtype) job.
 
     job keys: model, model_options, batch_size, resize (None keeps 28x28), dtype, policy
-    (jaxnin.bench.policy.row_policy: its jax_default_matmul_precision is set for the whole
+    (experiments.bench.policy.row_policy: its jax_default_matmul_precision is set for the whole
     measurement), steps, repeats, optimizer, lr, momentum; optionally peak_tflops, and
     profile_dir to trace one more epoch after the timed ones.
     """

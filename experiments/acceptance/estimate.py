@@ -1,7 +1,7 @@
 """Each run's GPU time, estimated before it starts: FLOPs over the reference rates, plus
 fixed costs; or, where this device kind already recorded the run, its measured wall time.
 
-The rates come from the issue's figures, measured on one H100 (2026-11-23) with a plain Flax
+The rates come from the reference figures, measured on one H100 (2026-11-23) with a plain Flax
 scan-epoch loop: NiN trained at 18k ex/s fp32 and 28k bf16, VGG-11 at 3.2k and 6.0k, both at
 224x224 and batch 128; the main job took about 3.3 s an epoch and 36 s a run with compile.
 A training example costs 3 x the forward FLOPs of jaxnin.report.summary (as the bench counts).
@@ -11,8 +11,8 @@ what to start, so a long one only costs an unused minute, a short one a killed r
 import dataclasses
 import functools
 
-from jaxnin.acceptance.plan import DATA_DIR, WORKDIR, Run
-from jaxnin.bench import cli as bench
+from experiments.acceptance.plan import DATA_DIR, WORKDIR, Run
+from experiments.bench import cli as bench
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
 from jaxnin.train.config import TrainConfig
@@ -44,7 +44,7 @@ def _command_s(command: tuple[str, ...]) -> float:
     module, flags = command[0], list(command[1:])
     if module == "jaxnin.export_onnx":
         return EXPORT_S
-    if module == "jaxnin.bench":
+    if module == "experiments.bench":
         return bench_s(flags)
     if module == "jaxnin.experiments.nin_ablation":
         return ablation_s(flags)
@@ -95,7 +95,7 @@ def rate(dtype: str, model: str | None = None) -> float:
 
 
 def bench_s(flags: list[str]) -> float:
-    """`python -m jaxnin.bench FLAGS`: a probe child, the throughput children, the TTA runs."""
+    """`python -m experiments.bench FLAGS`: a probe child, the throughput children, the TTA runs."""
     settings = bench.Settings.from_args(bench.parser().parse_args(
         [f.replace(DATA_DIR, "data") for f in flags]))
     seconds = CHILD_S

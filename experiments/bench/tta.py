@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from jaxnin.bench.worker import RESULT_PREFIX
+from experiments.bench.worker import RESULT_PREFIX, checkout_env
+from jaxnin.processes import stop
 
 POLL_S = 0.05
+STOP_GRACE_S = 30.0  # from SIGTERM to SIGKILL
 
 
 def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
@@ -23,7 +25,8 @@ def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
     stamps: list[float] = []
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                 env=checkout_env(env))
         timed_out = False
         while True:
             finished = child.poll() is not None
@@ -34,7 +37,7 @@ def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
                 break
             if now > timeout:
                 timed_out = True
-                _stop(child)
+                stop(child, STOP_GRACE_S)  # SIGTERM: jaxnin's recipes then finish cleanly
             time.sleep(POLL_S)
     wall = time.perf_counter() - start
     history = [{**record, "done_at_s": stamp} for record, stamp in zip(records, stamps)]
@@ -104,7 +107,7 @@ def jaxnin_command(module: str, workdir: Path, flags: list[str]) -> list[str]:
 
 
 def torch_command(job: dict) -> list[str]:
-    return [sys.executable, "-m", "jaxnin.bench.worker", json.dumps(job)]
+    return [sys.executable, "-m", "experiments.bench.worker", json.dumps(job)]
 
 
 def _read_history(path: Path) -> list[dict]:
@@ -112,16 +115,6 @@ def _read_history(path: Path) -> list[dict]:
         return json.loads(path.read_text())
     except (OSError, ValueError):  # not written yet
         return []
-
-
-def _stop(child: subprocess.Popen) -> None:
-    """SIGTERM first (jaxnin's recipes then finish cleanly), SIGKILL if that is not enough."""
-    child.terminate()
-    try:
-        child.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
 
 
 def _reported_result(output: str) -> dict | None:

@@ -8,17 +8,16 @@ whether that met the target, so a slot that is killed keeps every run that finis
 """
 import dataclasses
 import json
-import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from jaxnin.acceptance.plan import DATA_DIR, RECORDS, WORKDIR, Run
-from jaxnin.report.logging import write_json
+from experiments.acceptance.plan import DATA_DIR, RECORDS, WORKDIR, Run
+from jaxnin.files import write_json
+from jaxnin.processes import stop
 
 RESULT_FILES = ("history.json", "run.json", "loss.png", "acc.png")
 STOP_GRACE_S = 20.0  # SIGTERM lets a recipe save its epoch; then SIGKILL
@@ -87,25 +86,13 @@ def _run_child(argv: list[str], console: Path, env: dict, timeout_s: float) -> t
         try:
             code = child.wait(timeout=max(timeout_s, 1.0))
         except subprocess.TimeoutExpired:
-            _stop(child)
+            # SIGTERM to its own process group (the bench's children too), then SIGKILL.
+            stop(child, STOP_GRACE_S, group=True)
             return "stopped", f"stopped at the budget's end, after {timeout_s:.0f} s"
     if code != 0:
         lines = [l for l in console.read_text(errors="replace").splitlines() if l.strip()]
         return "failed", f"exit code {code}: {(lines[-1] if lines else '').strip()[:300]}"
     return "ok", None
-
-
-def _stop(child: subprocess.Popen) -> None:
-    """SIGTERM to the child's own process group (the bench's children too), then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(child.pid, sig)
-            child.wait(timeout=wait_s)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 # ---------------------------------------------------------------------------

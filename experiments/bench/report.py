@@ -1,10 +1,11 @@
-"""The bench's results as files: ratios against the issue's targets, JSON and a markdown table."""
+"""The bench's results as files: ratios against the targets, JSON and a markdown table."""
 import json
-import os
 import re
 from pathlib import Path
 
-# Issue 7's targets, on an H100. Ratios are jaxnin's best dtype over tuned PyTorch.
+from jaxnin import files
+
+# The targets, on an H100. Ratios are jaxnin's best dtype over tuned PyTorch.
 TARGETS = (
     {"name": "NiN@224 b128: jaxnin / tuned PyTorch", "kind": "ratio", "model": "nin",
      "batch_size": 128, "resize": 224, "at_least": 2.0},
@@ -59,7 +60,7 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 
 def targets(results: dict) -> list[dict]:
-    """Each issue target beside what this run measured; `met` is None where it did not apply."""
+    """Each target beside what this run measured; `met` is None where it did not apply."""
     out = []
     full = results["settings"]["tta_full_recipe"]
     for target in TARGETS:
@@ -105,9 +106,7 @@ def write(results: dict, json_path: Path, md_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     for path, text in ((json_path, json.dumps(results, indent=2) + "\n"),
                        (md_path, markdown(results))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        files.write_text(path, text)
 
 
 def markdown(results: dict) -> str:
@@ -170,7 +169,7 @@ def markdown(results: dict) -> str:
                       + (f" (holds {op['holds'][:80]})" if op.get("holds") else "")
                       for op in profile["top"][:5]]
             lines.append("")
-    lines += ["", "## Targets (issue 7, on an H100)", "",
+    lines += ["", "## Targets (on an H100)", "",
               "| target | required | measured | met |", "|---|---|---|---|"]
     for target in results["targets"]:
         measured = target["measured"]

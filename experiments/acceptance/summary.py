@@ -6,7 +6,8 @@ and, for the runs without one, why this call did not run them.
 import json
 from pathlib import Path
 
-from jaxnin.acceptance.plan import Run
+from experiments.acceptance.plan import Run
+from jaxnin.files import write_text
 
 
 def latest_records(out: Path, kind: str) -> dict[str, dict]:
@@ -33,7 +34,7 @@ def write_summary(path: Path, runs: list[Run], records: dict[str, dict],
             continue
         lines += _rows(run, record)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")  # rewritten after every run: never half
     return path
 
 

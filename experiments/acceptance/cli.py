@@ -1,15 +1,18 @@
-"""`python -m jaxnin.acceptance`: the GPU acceptance run, most important part first.
+"""`python -m experiments.acceptance`: the GPU acceptance run, most important part first.
 
-    python -m jaxnin.acceptance [--parts smoke,accuracy,speed,ablation] [--runs KEY,...]
-                                [--budget-s S] [--data-dir DIR] [--out DIR] [--archive PATH]
-                                [--tiny] [--redo] [--plan]
+    python -m experiments.acceptance [--parts smoke,accuracy,speed,ablation] [--runs KEY,...]
+                                     [--budget-s S] [--data-dir DIR] [--out DIR]
+                                     [--archive PATH] [--tiny] [--redo] [--plan]
+
+Run it from the root of a jaxnin checkout (it is a tool of the repository, not part of the
+installed package); experiments/acceptance/README.md has the steps for a GPU host.
 
 Runs each recipe as its own child process (a crash costs one run), with the recipes' own
 flags, and writes each run's record as soon as it ends, then the summary table
 `<out>/acceptance/<device-kind>-<date>.md` (and, with --archive, the packed records). Runs
 already recorded ok for this device kind are skipped unless --redo, so the next slot
-continues the work. With --budget-s it starts no run whose estimate (jaxnin.acceptance.
-estimate) exceeds the time left, says which it skipped and why, and stops a run that
+continues the work. With --budget-s it starts no run whose estimate (estimate.py beside this
+file) exceeds the time left, says which it skipped and why, and stops a run that
 overruns at the end of the budget.
 """
 import argparse
@@ -24,6 +27,8 @@ from jaxnin.cli import ArgumentParser
 from jaxnin.errors import JaxninError
 
 REPO = Path(__file__).resolve().parents[2]
+# The code the records depend on: the commit in the table's header is marked where it differs.
+CODE = ("jaxnin", "experiments/*.py", "pyproject.toml")
 PROBE = "import jax; d = jax.devices()[0]; print(d.device_kind); print(d.platform)"
 
 
@@ -34,7 +39,7 @@ def main(argv) -> int:
     # This process only plans: were it to touch the GPU, JAX would reserve its memory here
     # for the whole run, away from the children that measure.
     jax.config.update("jax_platforms", "cpu")
-    from jaxnin.acceptance import estimate, pack, plan, runner, summary
+    from experiments.acceptance import estimate, pack, plan, runner, summary
 
     everything = plan.plan(args.tiny)
     chosen = plan.select(everything, args.parts, args.runs)
@@ -136,11 +141,11 @@ def _data_dir(given: str | None) -> str:
 
 
 def _header(device: str, ctx, args, argv) -> list[str]:
-    from jaxnin.run import git_commit
+    from jaxnin.versions import git_commit
 
     return [f"# Acceptance on {device}: {ctx.kind}, as of {ctx.date}", "",
-            f"- last command: `python -m jaxnin.acceptance {' '.join(argv)}` "
-            f"(git {git_commit() or 'unknown'})",
+            f"- last command: `python -m experiments.acceptance {' '.join(argv)}` "
+            f"(git {git_commit(REPO, CODE) or 'unknown'})",
             "- every row is the latest record of that run on this device kind (its date "
             "beside it); wall time is the runner's, from the child's start (a cold start) to "
             "its exit; ex/s are training examples per second (all seeds), from history.json",
@@ -149,7 +154,7 @@ def _header(device: str, ctx, args, argv) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m jaxnin.acceptance", description=__doc__,
+    p = ArgumentParser(prog="python -m experiments.acceptance", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--parts", help="comma-separated subset of smoke,accuracy,speed,ablation [all]")

@@ -1,4 +1,5 @@
-"""One bench job, in this process or in a child: `python -m jaxnin.bench.worker '<job json>'`.
+"""One bench job, in this process or in a child:
+`python -m experiments.bench.worker '<job json>'`.
 
 A process per measurement gives each its own device memory (JAX reserves most of a GPU when it
 starts, which would starve PyTorch beside it), its own allocator peak, and, for a
@@ -6,12 +7,23 @@ time-to-accuracy run, a true cold start. The child prints its result as one line
 `BENCH_RESULT {json}`.
 """
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 RESULT_PREFIX = "BENCH_RESULT "
-TORCH_HINT = "install PyTorch to compare (pip install 'jaxnin[bench]')"
+TORCH_HINT = "install PyTorch to compare (pip install -e '.[bench]' in the checkout)"
+REPO = Path(__file__).resolve().parents[2]  # the checkout's root, which holds experiments/
+
+
+def checkout_env(env: dict | None = None) -> dict:
+    """`env` (this process's by default) with the checkout first on PYTHONPATH, so a child
+    finds `experiments.bench` and this checkout's jaxnin whatever its working folder."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def run_job(job: dict) -> dict:
@@ -31,13 +43,13 @@ class TorchMissing(Exception):
 def _handler(job: dict):
     if job["side"] == "torch":
         try:
-            from jaxnin.bench import torch_reference
+            from experiments.bench import torch_reference
         except ImportError as err:
             raise TorchMissing(f"torch is not importable ({one_line(err)}): the PyTorch side "
                                f"was not run; {TORCH_HINT}") from None
         return {"throughput": torch_reference.measure_throughput,
                 "tta": torch_reference.train_recipe}[job["kind"]]
-    from jaxnin.bench import jaxnin_side
+    from experiments.bench import jaxnin_side
     return {"throughput": jaxnin_side.measure_throughput, "probe": jaxnin_side.probe}[job["kind"]]
 
 
@@ -45,8 +57,9 @@ def run_in_child(job: dict, timeout: float) -> dict:
     """run_job in a fresh Python process; its wall time (start-up included) as child_wall_s."""
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "jaxnin.bench.worker", json.dumps(job)],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([sys.executable, "-m", "experiments.bench.worker", json.dumps(job)],
+                              capture_output=True, text=True, timeout=timeout,
+                              env=checkout_env())
     except subprocess.TimeoutExpired:
         return {"status": "failed", "reason": f"timed out after {timeout:g} s (--job-timeout)",
                 "child_wall_s": time.perf_counter() - start}

@@ -1,14 +1,15 @@
 """One .tar.gz of the records a call wrote, small enough to come back from a device host.
 
-Members are relative to --out, so `tar -xzf ARCHIVE -C experiments` puts them in place. The
-device tool returns files of at most 16 MiB: where the records are larger, the largest
-non-JSON files (curves, logs) are left out, one by one, and named in `<archive>.omitted.txt`
-inside it; the JSON records and the tables always go.
+Members are relative to --out, so `tar -xzf ARCHIVE -C experiments` puts them in place. A
+device host hands back files of at most 16 MiB: where the records are larger, the largest
+non-JSON files (curves, logs) are left out, one by one, and named in
+`acceptance/omitted-from-archive.txt` inside it; the JSON records and the tables always go.
 """
 import io
-import os
 import tarfile
 from pathlib import Path
+
+from jaxnin.files import write_bytes
 
 LIMIT_BYTES = 16 * 2**20
 KEEP_SUFFIXES = (".json", ".md")
@@ -29,9 +30,7 @@ def pack(out: Path, paths: list[Path], archive: Path, limit: int = LIMIT_BYTES) 
                           f"{limit}")
         omitted.append(max(droppable, key=lambda f: f.stat().st_size))
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(f".{archive.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, archive)
+    write_bytes(archive, data)
     return omitted
 
 

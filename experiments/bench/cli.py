@@ -1,8 +1,11 @@
-"""`python -m jaxnin.bench`: jaxnin against PyTorch on one device, in one run.
+"""`python -m experiments.bench`: jaxnin against PyTorch on one device, in one run.
 
-    python -m jaxnin.bench [--models nin,vgg11,lenet] [--batch-sizes 128,512] [--steps N]
-                           [--tiny | --cpu-compare] [--no-torch] [--skip-tta | --tta-only]
-                           [--precisions strict,tf32] [--out DIR]
+    python -m experiments.bench [--models nin,vgg11,lenet] [--batch-sizes 128,512]
+                                [--steps N] [--tiny | --cpu-compare] [--no-torch]
+                                [--skip-tta | --tta-only] [--precisions strict,tf32] [--out DIR]
+
+Run it from the root of a jaxnin checkout (it is a tool of the repository, not part of the
+installed package).
 
 For each model and batch size it times jaxnin's training epoch (fp32 under each precision
 policy, and bf16) and four PyTorch references (the seeds' CPU pipeline, fp32 with the data on
@@ -17,16 +20,15 @@ import dataclasses
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import jaxnin
-from jaxnin.bench import policy, report, tta
-from jaxnin.bench.jaxnin_side import TRAIN_FLOPS_NOTE
-from jaxnin.bench.worker import run_in_child, run_job
+from experiments.bench import policy, report, tta
+from experiments.bench.jaxnin_side import TRAIN_FLOPS_NOTE
+from experiments.bench.worker import REPO, run_in_child, run_job
 from jaxnin.cli import ArgumentParser
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
@@ -34,11 +36,12 @@ from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet
 from jaxnin.cli import add_flags, given
 from jaxnin.options import option
 from jaxnin.train.config import TrainConfig
+from jaxnin.versions import git_commit
 
 # model -> the recipe whose optimizer, lr and model options its throughput runs use.
 RECIPES = {"nin": fashion_nin.DEFAULTS, "vgg11": fashion_vgg.DEFAULTS,
            "lenet": mnist_lenet.DEFAULTS}
-# The issue's table: NiN at 128 and 512, VGG-11 at 128, LeNet at 256.
+# The measured table: NiN at 128 and 512, VGG-11 at 128, LeNet at 256.
 BATCH_SIZES = {"nin": (128, 512), "vgg11": (128,), "lenet": (256,)}
 STEPS = {"nin": 50, "vgg11": 50, "lenet": 200}  # about 1 s an epoch for jaxnin on an H100
 # --tiny: CPU-sized. NiN's smallest input is 67; VGG at 32 with an eighth of the channels.
@@ -46,7 +49,7 @@ TINY = {"nin": {"batch_size": 8, "resize": 67, "options": {}},
         "vgg11": {"batch_size": 8, "resize": 32, "options": {"width_divisor": 8, "hidden": 256}},
         "lenet": {"batch_size": 16, "resize": None, "options": {}}}
 TINY_STEPS, TINY_REPEATS = 2, 2
-# --cpu-compare: issue 17's CPU table. Seed 002's LeNet epoch (60,000 / 16 = 3,750 steps) and
+# --cpu-compare: the CPU table. Seed 002's LeNet epoch (60,000 / 16 = 3,750 steps) and
 # NiN at 67x67, batch 128, on 4,096 examples; jaxnin fp32 against the student's PyTorch loop.
 CPU_COMPARE = {"lenet": {"batch_size": 16, "resize": None, "steps": 3750},
                "nin": {"batch_size": 128, "resize": 67, "steps": 32}}
@@ -58,6 +61,9 @@ TINY_TTA = {"epochs": 1, "limit_train": 256, "limit_test": 100}
 TORCH_VARIANTS = ("seed_pipeline", "fp32", "tuned", "cpu")
 DTYPES = ("float32", "bfloat16")
 TORCH_MISSING_FLAG = "torch side not run (--no-torch)"
+# The code a result depends on, relative to the checkout: the git commit recorded with it is
+# marked where these differ from it (the bench's own records beside its code are not code).
+CODE = ("jaxnin", "experiments/bench/*.py", "pyproject.toml")
 
 
 def main(argv) -> int:
@@ -207,9 +213,9 @@ def new_results(argv, settings: Settings) -> dict:
     if settings.tiny:
         notes.append("--tiny: CPU-sized models, batches and steps; a check that the bench "
                      "runs, not a speed claim")
-    return {"schema": 1, "command": "python -m jaxnin.bench " + shlex.join(argv),
+    return {"schema": 1, "command": "python -m experiments.bench " + shlex.join(argv),
             "date": time.strftime("%Y-%m-%d"), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "git_commit": _git_commit(), "host_python": platform.python_version(),
+            "git_commit": git_commit(REPO, CODE), "host_python": platform.python_version(),
             "settings": _settings_record(settings), "device": {}, "versions": {},
             "notes": notes, "throughput": [], "ratios": [], "tta": [], "targets": []}
 
@@ -401,18 +407,6 @@ def _settings_record(settings: Settings) -> dict:
     return record
 
 
-def _git_commit() -> str | None:
-    """HEAD of the jaxnin checkout, marked where the package differs from it."""
-    package = Path(__file__).resolve().parents[1]
-    try:
-        run = lambda *cmd: subprocess.run(["git", *cmd], cwd=package, capture_output=True,
-                                          text=True, timeout=5).stdout.strip()
-        commit, changed = run("rev-parse", "HEAD"), run("status", "--porcelain", "--", ".")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return f"{commit} + uncommitted changes" if commit and changed else (commit or None)
-
-
 def _choices(text: str, valid, flag: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [c for c in chosen if c not in valid]
@@ -445,7 +439,7 @@ class BenchOptions:
     precisions: str = option(",".join(policy.PRECISIONS), "fp32 matmul/conv policies, each run "
                              "on both sides; a CPU records tf32 rows without running them (cpu: "
                              "no tf32)")
-    cpu_compare: bool = option(False, "issue 17's CPU table: LeNet b16 one epoch of 3,750 steps "
+    cpu_compare: bool = option(False, "the CPU table: LeNet b16 one epoch of 3,750 steps "
                                "and NiN@67 b128 on 4,096 examples, jaxnin fp32 strict against "
                                "the plain PyTorch CPU loop, 2 timed epochs, no time to accuracy")
     tiny: bool = option(False, "CPU-sized: small batches, NiN at 67, VGG at 32 with width/8, a "
@@ -472,7 +466,7 @@ class BenchOptions:
                                   "accuracy (default: $JAXNIN_DATA_DIR; the NumPy cache in "
                                   "$JAXNIN_CACHE_DIR is used first)")
     peak_tflops: float | None = option(None, "bf16 peak for MFU where the device is not in the "
-                                       "table (jaxnin.bench.peaks)")
+                                       "table (experiments.bench.peaks)")
     profile: bool = option(False, "trace one more jaxnin epoch per measurement (jax.profiler, "
                            "into <out>/profiles/) and report the kernels that dominate it")
     in_process: bool = option(False, "measure jaxnin in this process, not one child per job (CPU "
@@ -486,7 +480,7 @@ class BenchOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m jaxnin.bench", description=__doc__,
+    p = ArgumentParser(prog="python -m experiments.bench", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(p, BenchOptions())
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line "

@@ -1,0 +1,34 @@
+"""Stopping a child process: SIGTERM first, then SIGKILL if it has not exited in time.
+
+jaxnin's commands turn SIGTERM into the same clean stop as Ctrl-C (the epoch in hand is saved,
+the error is one line), so a caller that runs a recipe as a child gives it `grace_s` to do so.
+"""
+import os
+import signal
+import subprocess
+
+KILL_WAIT_S = 10.0  # after SIGKILL: only the kernel is left to act
+
+
+def stop(child: subprocess.Popen, grace_s: float, group: bool = False) -> int | None:
+    """Stops `child` and returns its exit code (None if even SIGKILL left it running).
+
+    SIGTERM, then `grace_s` seconds for it to exit, then SIGKILL. With `group`, each signal
+    goes to the child's whole process group (its own children too): the child must have been
+    started with `start_new_session=True`, or the group would be the caller's own.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+        try:
+            if group:
+                os.killpg(child.pid, sig)
+            elif sig == signal.SIGTERM:
+                child.terminate()
+            else:
+                child.kill()
+        except ProcessLookupError:  # already gone (a group's last process too)
+            return child.poll()
+        try:
+            return child.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return child.poll()
