@@ -162,11 +162,19 @@ def enable_compile_cache() -> None:
         return
     from jaxnin.data.dataset import resolve_cache_dir
 
+    named = chosen not in ("", "1")
     try:
-        folder = Path(chosen) if chosen not in ("", "1") else resolve_cache_dir() / "xla"
+        folder = Path(chosen).expanduser() if named else resolve_cache_dir() / "xla"
         folder.mkdir(parents=True, exist_ok=True)
-    except (JaxninError, OSError):  # the data loader names an unusable cache folder itself
-        return
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except (JaxninError, OSError) as err:
+        if named:  # a folder the user chose must not be dropped without a word
+            why = getattr(err, "strerror", None) or err
+            print(f"warning: JAXNIN_COMPILE_CACHE={chosen} cannot be used ({why}); compiling "
+                  "without a persistent cache: set it to a writable folder, or to 0",
+                  file=sys.stderr, flush=True)
+        return  # the default's: the data loader names an unusable cache folder itself
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

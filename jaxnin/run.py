@@ -17,13 +17,13 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxnin import guard
+from jaxnin import files, guard
 from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.errors import JaxninError
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
 from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
-from jaxnin.train.run_dir import Restored
+from jaxnin.train.run_dir import Restored, run_config
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
 from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
@@ -210,6 +210,8 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
     one over a run that saved nothing (Ctrl-C in epoch 1, a crash) starts again in its place.
     """
     _make_writable(workdir)
+    if is_primary():
+        files.remove_stale(workdir)  # run.json or history.json half written by a killed run
     finished = finished_epochs(workdir)
     if resume and not (workdir / "run.json").exists():
         raise JaxninError(f"`resume`: {workdir} holds no run (no run.json); "
@@ -231,7 +233,11 @@ def finished_epochs(workdir: Path) -> int:
 
 def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig):
     """Restore the latest checkpoint and the history up to it; refuse a changed config."""
-    previous = TrainConfig.from_json(json.loads((workdir / "run.json").read_text())["config"])
+    try:  # a run.json that is empty, cut short or edited
+        previous = run_config(workdir)
+    except JaxninError as err:
+        raise JaxninError(f"`resume`: {err}; restore it from a copy, or start a fresh "
+                          "`workdir`") from None
     changed = previous.changed_keys(config)
     if changed:
         raise JaxninError(f"`resume` with a different config in {workdir}: "
@@ -246,8 +252,30 @@ def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig
     if config.epochs < record["epoch"]:
         raise JaxninError(f"`resume` with `epochs` {config.epochs}: {workdir} has already trained "
                           f"{record['epoch']} epochs; set `epochs` to {record['epoch']} or more")
-    history = json.loads((workdir / "history.json").read_text())
+    history = resumed_history(workdir, record["epoch"])
     return state, [r for r in history if r["epoch"] <= record["epoch"]]
+
+
+def resumed_history(workdir: Path, epoch: int) -> list[dict]:
+    """The history a run resumed at `epoch` goes on from; refused in one line when it is
+    missing or damaged (going on without it would lose epochs 1 to `epoch` from it)."""
+    path = workdir / "history.json"
+    try:
+        history = json.loads(path.read_text())
+        if not (isinstance(history, list) and all(isinstance(r, dict)
+                                                  and isinstance(r.get("epoch"), int)
+                                                  for r in history)):
+            raise ValueError("not a list of per-epoch records")
+    except FileNotFoundError:
+        problem = "is missing"
+    except OSError as err:
+        problem = f"cannot be read ({err.strerror or err})"
+    except ValueError as err:  # json.JSONDecodeError too
+        problem = f"is damaged ({err})"
+    else:
+        return history
+    raise JaxninError(f"`resume`: {path} {problem}, though checkpoints up to epoch {epoch} "
+                      f"exist; restore it from a copy, or start a fresh `workdir`")
 
 
 # --- what fit reports ------------------------------------------------------------------------

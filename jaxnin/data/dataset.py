@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from jaxnin import files
 from jaxnin.errors import JaxninError
 
 DEFAULT_CACHE_DIR = "~/.cache/jaxnin"
@@ -80,7 +80,7 @@ def scratch_beside(target: Path, hint: str) -> Iterator[Path]:
     The name is chosen before the folder is made, inside the `try`: with tempfile.mkdtemp an
     interrupt between its mkdir and the `try` left the folder behind (seen in CI).
     """
-    scratch = target.parent / f".{target.name}-{secrets.token_hex(4)}"
+    scratch = files.temp_beside(target)  # named for its maker: see files.remove_stale
     try:
         try:
             scratch.mkdir(parents=True)

@@ -79,6 +79,7 @@ def load_clips(root: str | os.PathLike | None = None, *, frames: int = DEFAULT_F
     """
     _check_options(frames, size, test_ratio)
     cache = resolve_cache_dir(cache_dir)
+    files.remove_stale(cache / NAME)  # what a killed decoding left half written
     root = Path(root).expanduser().absolute() if root else sample_clips(cache)
     found = split_clips(find_clips(root), test_ratio, split_seed)
     settings = {"frames": frames, "size": size, "test_ratio": test_ratio,

@@ -77,6 +77,8 @@ def load_dataset(
     if name not in DATASETS:
         raise JaxninError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     cache_dir = resolve_cache_dir(cache_dir)
+    for folder in (cache_dir, cache_dir / "downloads"):  # what a killed load left half written
+        files.remove_stale(folder)
     named = _resolve_data_dir(data_dir)
     folder = named / name if named else None
     if folder:
@@ -210,7 +212,10 @@ def _files_problem(name: str, folder: Path) -> str | None:
 
 def _file_problem(name: str, path: Path) -> str | None:
     """Which check `path` fails (gz sha256, gzip stream, decompressed sha256), or None."""
-    content = path.read_bytes()
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
     gz_sha = hashlib.sha256(content).hexdigest()
     if gz_sha == _GZ_SHA256[name][path.name]:
         return None
@@ -246,7 +251,11 @@ def _parse_files(name: str, folder: Path, source: str) -> ImageDataset:
 
 def _read_idx(name: str, path: Path, expected_dims: tuple[int, ...]) -> np.ndarray:
     """Parses a gzipped IDX file of unsigned bytes with the expected dimensions."""
-    raw = gzip.decompress(path.read_bytes())
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as err:  # changed or unreadable since verified
+        why = getattr(err, "strerror", None) or err
+        raise JaxninError(f"{name}: {path} cannot be read ({why}); {_REPLACE_IT}") from None
     # Magic: two zero bytes, type code 0x08 (unsigned byte), number of dims.
     ndim = len(expected_dims)
     header_size = 4 + 4 * ndim

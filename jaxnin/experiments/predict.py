@@ -6,6 +6,7 @@ Prints `predicted: "X", actual: "Y"` for the first N test images, with class nam
 RUN_DIR/predictions.png: the images titled with both labels, wrong predictions in red.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,12 @@ def main(argv) -> int:
     args = _parser().parse_args(argv)
     if args.count < 1:
         raise JaxninError(f"--count must be at least 1, got {args.count}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.png"
     run = load_run(args.run_dir, args.seed, args.data_dir)
+    if not out.parent.is_dir():  # said before predicting, not after
+        _cannot_write(out, f"{out.parent} is not a folder")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        _cannot_write(out, f"{out.parent} is not writable")
     kind = next(k for k in CHECKPOINT_PREFERENCE if k in ("latest", *run.config.best))
     restored = run.restored(kind)
     data = run.dataset()
@@ -37,12 +43,18 @@ def main(argv) -> int:
     print(f"{args.run_dir}: {kind} checkpoint from epoch {restored.epoch}")
     for pred, true in zip(predicted, actual):
         print(f'predicted: "{run.class_names[pred]}", actual: "{run.class_names[true]}"')
-    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.png"
     drawn = min(count, GRID_MAX)
-    prediction_grid(images[:drawn], predicted[:drawn], actual[:drawn], run.class_names, out)
+    try:
+        prediction_grid(images[:drawn], predicted[:drawn], actual[:drawn], run.class_names, out)
+    except OSError as err:
+        _cannot_write(out, err.strerror or str(err))
     shown = f"the first {drawn} drawn" if drawn < count else "grid"
     print(f"{int(np.sum(predicted == actual))}/{count} right; {shown} written to {out}")
     return 0
+
+
+def _cannot_write(out: Path, why: str):
+    raise JaxninError(f"cannot write {out} ({why}): choose another --out")
 
 
 def _parser():
