@@ -47,9 +47,11 @@ def test_candidate_defaults_are_the_main_job_s_seeds_with_one_lever_each():
     runs = {r.key: r for r in plan.plan()}
     for name, flags in plan.MAIN_CANDIDATES.items():
         for seed in (0, 1, 2):
-            main = runs[f"main-seed{seed}"].commands[0]
+            main = runs[f"main-seed{seed}"]
             candidate = runs[f"candidate-{name}-seed{seed}"]
-            assert candidate.commands[0] == (main[0], *flags, *main[1:])
+            assert candidate.commands == main.commands  # the same command, --from its config
+            assert candidate.train_config() == main.train_config().replace(model_options={
+                **main.train_config().model_options, **flags["model_options"]})
             assert candidate.target == runs[f"main-seed{seed}"].target
             assert keys.index(candidate.key) > keys.index("vgg11")
 

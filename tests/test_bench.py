@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jaxnin
 import numpy as np
 import optax
 import pytest
@@ -129,7 +130,7 @@ def test_time_to_accuracy_stamps_each_epoch_of_a_cold_start(shared_data, mnist, 
                                                             tmp_path):
     env = {"JAXNIN_CACHE_DIR": str(data_cache)}
     result = bench(["--tiny", "--tta-only", "--tta-recipes", "lenet", "--no-torch",
-                    "--data-dir", str(shared_data), "--epochs", "2"], tmp_path, env)
+                    "--set", f"data_dir={shared_data}", "--set", "epochs=2"], tmp_path, env)
     assert result.returncode == 0, result.stderr
     results, md, json_path = only_results(tmp_path)
     assert json_path.name.endswith("-tiny-tta.json") and results["throughput"] == []
@@ -140,7 +141,7 @@ def test_time_to_accuracy_stamps_each_epoch_of_a_cold_start(shared_data, mnist, 
     assert 0 < stamps[0] < stamps[1] <= ours["wall_s"]
     assert ours["own_process_wall_s"] <= ours["wall_s"]
     assert ours["config"]["limit_train"] == 256 and ours["config"]["epochs"] == 2
-    assert "--limit-train 256" in ours["command"]
+    assert "--from" in ours["command"]  # the recipe's own command, from this very config
     parts = ours["breakdown"]
     assert parts["before_first_epoch_s"] > 0 and parts["compile_s"] > 0
     assert sum(parts.values()) == pytest.approx(ours["wall_s"])
@@ -205,13 +206,15 @@ def test_torch_references_are_the_seeds_nets_and_train_at_tiny_size():
     pytest.importorskip("torch")
     nets = [("nin", 224, {}), ("lenet", 28, {}),
             ("vgg11", 32, {"width_divisor": 8, "hidden": 256})]
-    job = {"model": "lenet", "model_options": {}, "batch_size": 16, "resize": None, "steps": 3,
-           "repeats": 2, "warmup_steps": 1, "optimizer": "momentum", "lr": 1e-3,
-           "momentum": 0.9, "compile": False, "compile_mode": "default", "num_workers": 2}
+    lenet = jaxnin.recipe("mnist_lenet").replace(batch_size=16).to_json()
+    nin = jaxnin.recipe("fashion_nin").replace(batch_size=4, resize=67).to_json()
+    job = {"config": lenet, "model": "lenet", "batch_size": 16, "resize": None, "steps": 3,
+           "repeats": 2, "warmup_steps": 1, "compile": False, "compile_mode": "default",
+           "num_workers": 2}
     jobs = [{**job, "variant": v, "policy": policy.row_policy("torch", v, p)} for v, p in (
         ("seed_pipeline", None), ("fp32", "strict"), ("tuned", None), ("cpu", "strict"))] + [
-        {**job, "model": "nin", "resize": 67, "batch_size": 4, "steps": 1, "repeats": 1,
-         "optimizer": "sgd", "variant": v, "policy": policy.row_policy("torch", v, "strict")}
+        {**job, "config": nin, "model": "nin", "resize": 67, "batch_size": 4, "steps": 1,
+         "repeats": 1, "variant": v, "policy": policy.row_policy("torch", v, "strict")}
         for v in ("tuned", "cpu")]
     counts, rows = torch_child(
         "import json; from experiments.bench import torch_reference as r; print(json.dumps([["
@@ -235,8 +238,9 @@ def test_torch_time_to_accuracy_writes_history_each_epoch(shared_data, mnist, da
                                                          tmp_path, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
-    job = {**cli.TTA_RECIPES["lenet"][1].to_json(), "side": "torch", "kind": "tta",
-           "data_dir": str(shared_data), "epochs": 2, "limit_train": 160, "limit_test": 50,
+    config = jaxnin.recipe("mnist_lenet").replace(data_dir=str(shared_data), epochs=2,
+                                                  limit_train=160, limit_test=50)
+    job = {"config": config.to_json(), "side": "torch", "kind": "tta",
            "compile": False, "compile_mode": "default", "workdir": str(tmp_path),
            "policy": policy.row_policy("torch", "fp32", "strict")}
     outcome = tta.run_timed(tta.torch_command(job), tmp_path, tmp_path / "log", timeout=300)

@@ -36,30 +36,21 @@ def estimate_s(run: Run, prior: dict | None = None) -> tuple[float, str]:
     """(seconds, how they were found) for `run`; `prior` is its earlier record, if any."""
     if prior and prior.get("status") == "ok" and prior.get("wall_s"):
         return prior["wall_s"] * 1.1, f"measured earlier on this device kind ({prior['date']}) + 10 %"
-    seconds = sum(_command_s(command) for command in run.commands)
+    seconds = sum(_command_s(command, run) for command in run.commands)
     return seconds * MARGIN, "FLOPs and the H100 reference rates (estimate)"
 
 
-def _command_s(command: tuple[str, ...]) -> float:
+def _command_s(command: tuple[str, ...], run: Run) -> float:
     module, flags = command[0], list(command[1:])
     if module == "jaxnin.export_onnx":
         return EXPORT_S
     if module == "experiments.bench":
         return bench_s(flags)
     if module == "jaxnin.experiments.nin_ablation":
-        return ablation_s(flags)
-    return train_s(recipe_config(module, flags))
-
-
-def recipe_config(module: str, flags: list[str]) -> TrainConfig:
-    """The TrainConfig the recipe itself would build from `flags` (which also checks them)."""
-    import importlib
-
-    recipe = importlib.import_module(module).RECIPE
-    flags = [f.replace(DATA_DIR, "data").replace(WORKDIR, "runs/x") for f in flags]
-    config = recipe.config(recipe.parser().parse_args(flags))
+        return ablation_s(run)
+    config = run.train_config()  # the recipe's with the run's overrides, checked
     config.validate()
-    return config
+    return train_s(config)
 
 
 def train_s(config: TrainConfig) -> float:
@@ -103,10 +94,7 @@ def bench_s(flags: list[str]) -> float:
         for job in bench.throughput_jobs(settings):
             seconds += CHILD_S + _job_s(job, settings)
     if not settings.skip_tta:
-        for recipe in settings.tta_recipes:
-            _, defaults, _ = bench.TTA_RECIPES[recipe]
-            config = dataclasses.replace(defaults, dtype=settings.tta_dtype,
-                                         **settings.tta_overrides)
+        for config in settings.tta_configs.values():
             jaxnin_s = train_s(config)
             torch_s = min(settings.tta_timeout, TORCH_TTA_FACTOR * jaxnin_s) \
                 if settings.torch_variants else 0.0
@@ -116,7 +104,7 @@ def bench_s(flags: list[str]) -> float:
 
 def _job_s(job: dict, settings) -> float:
     examples = (1 + job["repeats"]) * job["steps"] * job["batch_size"]  # warm-up + timed
-    config = TrainConfig(model=job["model"], resize=job["resize"], model_options=job["model_options"])
+    config = TrainConfig.from_json(job["config"])
     flops = 3 * forward_flops(config) * examples
     if job["side"] == "jaxnin":
         return flops / rate(job["dtype"], job["model"])
@@ -127,15 +115,10 @@ def _job_s(job: dict, settings) -> float:
     return flops / rate("float32", job["model"])
 
 
-def ablation_s(flags: list[str]) -> float:
-    """nin_ablation: each chosen variant's training at its seeds (vmapped: as K runs' work)."""
-    from jaxnin.experiments import nin_ablation
-
-    args = nin_ablation._parser().parse_args([f.replace(DATA_DIR, "data").replace(WORKDIR, "w")
-                                              for f in flags])
-    seeds = args.seeds or (2 if args.quick else 5)
-    return sum(train_s(nin_ablation._config(v, seeds, args)) + CHILD_S  # + its costs' compile
-               for v in nin_ablation._chosen(args.variants))
+def ablation_s(run: Run) -> float:
+    """nin_ablation: the variant's public recipe (nin_ablation.<key>) with the run's seeds and
+    cut, as the plan states it (vmapped seeds: as K runs' work), plus its costs' compile."""
+    return train_s(run.train_config()) + CHILD_S
 
 
 def table(runs: list[Run]) -> str:

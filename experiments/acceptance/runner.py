@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.acceptance.plan import DATA_DIR, RECORDS, WORKDIR, Run
+from experiments.acceptance.plan import CONFIG, DATA_DIR, RECORDS, WORKDIR, Run
+from experiments.bench.overrides import write_run_json
 from jaxnin.files import write_json
 from jaxnin.processes import stop
 
@@ -46,10 +47,11 @@ def execute(run: Run, ctx: Context, timeout_s: float, estimate: tuple[float, str
         shutil.rmtree(stale, ignore_errors=True)  # a rerun (--redo, or after a failure)
     records.mkdir(parents=True)
     workdir.parent.mkdir(parents=True, exist_ok=True)
+    config = write_config(run, config_path(run, workdir))
     console = records / "console.txt"
     start, status, reason, commands = time.perf_counter(), "ok", None, []
     for command in run.commands:
-        argv = [sys.executable, "-m", *(_fill(part, workdir, records, ctx) for part in command)]
+        argv = command_line(command, workdir, records, ctx, config_path(run, workdir))
         commands.append(shlex.join(["python", *argv[1:]]))
         left = timeout_s - (time.perf_counter() - start)
         status, reason = _run_child(argv, console, ctx.env, left)
@@ -62,7 +64,8 @@ def execute(run: Run, ctx: Context, timeout_s: float, estimate: tuple[float, str
     measured = read_measured(run, records)
     record = {"key": run.key, "part": run.part, "label": run.label, "status": status,
               "reason": reason, "device_kind": ctx.kind, "date": ctx.date,
-              "commands": commands, "wall_s": wall, "estimate_s": estimate[0],
+              "commands": commands, "config": config.to_json() if config else None,
+              "wall_s": wall, "estimate_s": estimate[0],
               "estimate_source": estimate[1], "records": str(records.relative_to(ctx.out)),
               "measured": measured, "target": dataclasses.asdict(run.target) if run.target else None,
               "met": met(run, measured) if status == "ok" else None}
@@ -71,9 +74,31 @@ def execute(run: Run, ctx: Context, timeout_s: float, estimate: tuple[float, str
     return record
 
 
-def _fill(part: str, workdir: Path, records: Path, ctx: Context) -> str:
+def config_path(run: Run, workdir: Path) -> Path:
+    """Where the run's config is written for `--from`: beside its workdir, not in it."""
+    return workdir.parent / f"{run.key}.config" / "run.json"
+
+
+def write_config(run: Run, path: Path):
+    """Write `run`'s whole config (its recipe's with its overrides) as the run.json that its
+    command's `--from` reads; the config, or None for a run that is not a recipe's."""
+    config = run.train_config()
+    if config is not None and any(CONFIG in command for command in run.commands):
+        shutil.rmtree(path.parent, ignore_errors=True)
+        write_run_json(config, path)
+    return config
+
+
+def command_line(command: tuple[str, ...], workdir: Path, records: Path, ctx: Context,
+                 config: Path) -> list[str]:
+    """`python -m MODULE FLAGS`, the plan's placeholders filled in."""
+    return [sys.executable, "-m", *(_fill(part, workdir, records, ctx, config)
+                                    for part in command)]
+
+
+def _fill(part: str, workdir: Path, records: Path, ctx: Context, config: Path) -> str:
     return part.replace(WORKDIR, str(workdir)).replace(RECORDS, str(records)).replace(
-        DATA_DIR, ctx.data_dir)
+        DATA_DIR, ctx.data_dir).replace(CONFIG, str(config))
 
 
 def _run_child(argv: list[str], console: Path, env: dict, timeout_s: float) -> tuple[str, str | None]:

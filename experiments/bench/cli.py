@@ -3,6 +3,11 @@
     python -m experiments.bench [--models nin,vgg11,lenet] [--batch-sizes 128,512]
                                 [--steps N] [--tiny | --cpu-compare] [--no-torch]
                                 [--skip-tta | --tta-only] [--precisions strict,tf32] [--out DIR]
+                                [--set FIELD=VALUE ...]
+
+Every run trains a recipe's config (jaxnin.recipes: fashion_nin for NiN, fashion_vgg for VGG-11,
+mnist_lenet for LeNet-5), --tiny's sizes and then each `--set FIELD=VALUE` applied to it: any
+TrainConfig field (experiments.bench.overrides), e.g. `--set epochs=2 --set data_dir=/data`.
 
 Run it from the root of a jaxnin checkout (it is a tool of the repository, not part of the
 installed package).
@@ -26,37 +31,38 @@ import time
 from pathlib import Path
 
 import jaxnin
-from experiments.bench import policy, report, tta
+from experiments.bench import overrides, policy, report, tta
 from experiments.bench.jaxnin_side import TRAIN_FLOPS_NOTE
 from experiments.bench.worker import REPO, run_in_child, run_job
 from jaxnin.cli import ArgumentParser
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
-from jaxnin.experiments import fashion_nin, fashion_vgg, mnist_lenet
 from jaxnin.cli import add_flags, given
 from jaxnin.options import option
+from jaxnin.recipes import recipe
 from jaxnin.train.config import TrainConfig
 from jaxnin.versions import git_commit
 
-# model -> the recipe whose optimizer, lr and model options its throughput runs use.
-RECIPES = {"nin": fashion_nin.DEFAULTS, "vgg11": fashion_vgg.DEFAULTS,
-           "lenet": mnist_lenet.DEFAULTS}
+# model -> the recipe (jaxnin.recipes) its throughput runs train: every field of that config
+# (optimizer, schedule, warm-up, clipping, model options, ...) reaches the jaxnin side through
+# the library's own factories; `--set FIELD=VALUE` changes any of them (experiments.bench.overrides).
+RECIPES = {"nin": "fashion_nin", "vgg11": "fashion_vgg", "lenet": "mnist_lenet"}
 # The measured table: NiN at 128 and 512, VGG-11 at 128, LeNet at 256.
 BATCH_SIZES = {"nin": (128, 512), "vgg11": (128,), "lenet": (256,)}
 STEPS = {"nin": 50, "vgg11": 50, "lenet": 200}  # about 1 s an epoch for jaxnin on an H100
-# --tiny: CPU-sized. NiN's smallest input is 67; VGG at 32 with an eighth of the channels.
-TINY = {"nin": {"batch_size": 8, "resize": 67, "options": {}},
-        "vgg11": {"batch_size": 8, "resize": 32, "options": {"width_divisor": 8, "hidden": 256}},
-        "lenet": {"batch_size": 16, "resize": None, "options": {}}}
+# --tiny: CPU-sized, as config overrides. NiN's smallest input is 67; VGG at 32 with an eighth
+# of the channels.
+TINY = {"nin": {"batch_size": 8, "resize": 67},
+        "vgg11": {"batch_size": 8, "resize": 32,
+                  "model_options": {"width_divisor": 8, "hidden": 256}},
+        "lenet": {"batch_size": 16}}
 TINY_STEPS, TINY_REPEATS = 2, 2
 # --cpu-compare: the CPU table. Seed 002's LeNet epoch (60,000 / 16 = 3,750 steps) and
 # NiN at 67x67, batch 128, on 4,096 examples; jaxnin fp32 against the student's PyTorch loop.
-CPU_COMPARE = {"lenet": {"batch_size": 16, "resize": None, "steps": 3750},
-               "nin": {"batch_size": 128, "resize": 67, "steps": 32}}
-# Time to accuracy: recipe -> (experiment module, its defaults, target test accuracy or None
-# for "the whole recipe").
-TTA_RECIPES = {"nin": ("fashion_nin", fashion_nin.DEFAULTS, 0.885),
-               "lenet": ("mnist_lenet", mnist_lenet.DEFAULTS, None)}
+CPU_COMPARE = {"lenet": {"steps": 3750, "config": {"batch_size": 16}},
+               "nin": {"steps": 32, "config": {"batch_size": 128, "resize": 67}}}
+# Time to accuracy: bench name -> (recipe, target test accuracy or None for "the whole recipe").
+TTA_RECIPES = {"nin": ("fashion_nin", 0.885), "lenet": ("mnist_lenet", None)}
 TINY_TTA = {"epochs": 1, "limit_train": 256, "limit_test": 100}
 TORCH_VARIANTS = ("seed_pipeline", "fp32", "tuned", "cpu")
 DTYPES = ("float32", "bfloat16")
@@ -102,13 +108,12 @@ def main(argv) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """What to measure, from the flags (and --tiny's sizes)."""
+    """What to measure, from the flags: the bench's own choices, and each run's config (its
+    recipe's, with --tiny's sizes and every --set override applied)."""
     models: tuple[str, ...]
     dtypes: tuple[str, ...]
     precisions: tuple[str, ...]
     batch_sizes: dict
-    resize: dict
-    model_options: dict
     steps: dict
     repeats: int
     torch_variants: tuple[str, ...]
@@ -120,16 +125,16 @@ class Settings:
     tta_recipes: tuple[str, ...]
     tta_only: bool
     skip_tta: bool
-    tta_overrides: dict
-    tta_dtype: str
     tta_precision: str
     tta_timeout: float
-    data_dir: str | None
     out: Path
     tiny: bool
     cpu_compare: bool
     peak_tflops: float | None
     profile: bool
+    overrides: dict  # --set: TrainConfig fields, applied to every run below
+    configs: dict  # model -> the TrainConfig its throughput jobs train (batch size: per job)
+    tta_configs: dict  # TTA_RECIPES key -> the TrainConfig both sides train
 
     @classmethod
     def from_args(cls, args) -> "Settings":
@@ -139,39 +144,37 @@ class Settings:
             return cls.cpu_compared(args)
         models = _choices(args.models, RECIPES, "--models")
         tiny = args.tiny
+        sets = overrides.parse(args.set)
+        configs = {m: overrides.apply(overrides.apply(recipe(RECIPES[m]), TINY[m] if tiny else {}),
+                                      sets) for m in models}
         if args.batch_sizes:
             sizes = tuple(_positive_ints(args.batch_sizes, "--batch-sizes"))
             batch_sizes = {m: sizes for m in models}
+        elif tiny or "batch_size" in sets:
+            batch_sizes = {m: (configs[m].batch_size,) for m in models}
         else:
-            batch_sizes = {m: (TINY[m]["batch_size"],) if tiny else BATCH_SIZES[m] for m in models}
-        resize = {m: TINY[m]["resize"] if tiny else RECIPES[m].resize for m in models}
-        if args.resize is not None:
-            resize |= {m: args.resize for m in models if m != "lenet"}  # LeNet-5 is 28x28 only
-        options = {m: {**RECIPES[m].model_options, **(TINY[m]["options"] if tiny else {})}
-                   for m in models}
+            batch_sizes = {m: BATCH_SIZES[m] for m in models}
         steps = {m: args.steps or (TINY_STEPS if tiny else STEPS[m]) for m in models}
         variants = () if args.no_torch else tuple(_choices(args.torch_variants, TORCH_VARIANTS,
                                                            "--torch-variants"))
-        overrides = {**(TINY_TTA if tiny else {}),
-                     **{k: v for k, v in (("epochs", args.epochs),
-                                          ("limit_train", args.limit_train),
-                                          ("limit_test", args.limit_test)) if v is not None}}
         if args.skip_tta and args.tta_only:
             raise JaxninError("--skip-tta and --tta-only exclude each other: drop one")
-        return cls(models=models, dtypes=_choices(args.dtypes, DTYPES, "--dtypes"),
+        dtypes = args.dtypes or (sets["dtype"] if "dtype" in sets else ",".join(DTYPES))
+        tta_recipes = tuple(_choices(args.tta_recipes, TTA_RECIPES, "--tta-recipes"))
+        tta_configs = {} if args.skip_tta else {name: _tta_config(name, sets, tiny)
+                                                for name in tta_recipes}
+        return cls(models=models, dtypes=_choices(dtypes, DTYPES, "--dtypes"),
                    precisions=_choices(args.precisions, policy.PRECISIONS, "--precisions"),
-                   batch_sizes=batch_sizes, resize=resize, model_options=options,
-                   steps=steps, repeats=args.repeats or (TINY_REPEATS if tiny else 3),
+                   batch_sizes=batch_sizes, steps=steps,
+                   repeats=args.repeats or (TINY_REPEATS if tiny else 3),
                    torch_variants=variants, compile=not (args.no_compile or tiny),
                    compile_mode=args.compile_mode, num_workers=args.num_workers,
                    in_process=args.in_process, job_timeout=args.job_timeout,
-                   tta_recipes=tuple(_choices(args.tta_recipes, TTA_RECIPES, "--tta-recipes")),
-                   tta_only=args.tta_only, skip_tta=args.skip_tta, tta_overrides=overrides,
-                   tta_dtype=args.tta_dtype, tta_precision=args.tta_precision,
-                   tta_timeout=args.tta_timeout,
-                   data_dir=args.data_dir, out=Path(args.out), tiny=tiny,
-                   cpu_compare=False,
-                   peak_tflops=args.peak_tflops, profile=args.profile)
+                   tta_recipes=tta_recipes, tta_only=args.tta_only, skip_tta=args.skip_tta,
+                   tta_precision=args.tta_precision, tta_timeout=args.tta_timeout,
+                   out=Path(args.out), tiny=tiny, cpu_compare=False,
+                   peak_tflops=args.peak_tflops, profile=args.profile, overrides=sets,
+                   configs=configs, tta_configs=tta_configs)
 
     @classmethod
     def cpu_compared(cls, args) -> "Settings":
@@ -180,12 +183,13 @@ class Settings:
             raise JaxninError("--cpu-compare and --tiny exclude each other: drop one")
         plain = cls.from_args(dataclasses.replace(
             args, cpu_compare=False, models=",".join(CPU_COMPARE), batch_sizes=None,
-            resize=None, steps=None, dtypes="float32", precisions="strict",
+            steps=None, dtypes="float32", precisions="strict",
             torch_variants="cpu", skip_tta=True, tta_only=False, repeats=args.repeats or 2))
+        configs = {m: overrides.apply(overrides.apply(recipe(RECIPES[m]), c["config"]),
+                                      plain.overrides) for m, c in CPU_COMPARE.items()}
         return dataclasses.replace(
-            plain, cpu_compare=True,
-            batch_sizes={m: (c["batch_size"],) for m, c in CPU_COMPARE.items()},
-            resize={m: c["resize"] for m, c in CPU_COMPARE.items()},
+            plain, cpu_compare=True, configs=configs,
+            batch_sizes={m: (configs[m].batch_size,) for m in CPU_COMPARE},
             steps={m: c["steps"] for m, c in CPU_COMPARE.items()})
 
     @property
@@ -243,27 +247,35 @@ def throughput_jobs(settings: Settings) -> list[dict]:
     has no TF32)."""
     jobs = []
     for model in settings.models:
-        recipe = RECIPES[model]
         for index, batch_size in enumerate(settings.batch_sizes[model]):
-            base = {"kind": "throughput", "model": model,
-                    "model_options": settings.model_options[model], "batch_size": batch_size,
-                    "resize": settings.resize[model], "steps": settings.steps[model],
-                    "repeats": settings.repeats, "optimizer": recipe.optimizer, "lr": recipe.lr,
-                    "momentum": recipe.momentum}
+            config = settings.configs[model].replace(batch_size=batch_size)
+            base = {"kind": "throughput", "steps": settings.steps[model],
+                    "repeats": settings.repeats}
             ours = {**base, "side": "jaxnin", "peak_tflops": settings.peak_tflops}
-            jobs += [_with_policy({**ours, "dtype": dtype, "precision": precision,
+            jobs += [_with_policy({**ours, **_job_config(config.replace(dtype=dtype)),
+                                   "precision": precision,
                                    "profile_dir": _profile_dir(settings, model, batch_size, dtype,
                                                                precision)})
                      for dtype in settings.dtypes
                      for precision in _precisions(dtype, settings)]
-            theirs = {**base, "side": "torch", "compile": settings.compile,
-                      "compile_mode": settings.compile_mode, "num_workers": settings.num_workers,
+            theirs = {**base, **_job_config(config), "side": "torch",
+                      "compile": settings.compile, "compile_mode": settings.compile_mode,
+                      "num_workers": settings.num_workers,
                       "warmup_steps": max(1, min(10, settings.steps[model]))}
+            theirs.pop("dtype")  # a torch row's precision is its variant's
             jobs += [_with_policy({**theirs, "variant": variant, "precision": precision})
                      for variant in settings.torch_variants
                      if variant != "seed_pipeline" or index == 0
                      for precision in _precisions(variant, settings)]
     return jobs
+
+
+def _job_config(config: TrainConfig) -> dict:
+    """A job's run config, whole (`config`: both sides train from it), and the few of its
+    values that label the job's row (read from it, never set apart from it)."""
+    return {"config": config.to_json(), "model": config.model,
+            "model_options": dict(config.model_options), "batch_size": config.batch_size,
+            "resize": config.resize, "optimizer": config.optimizer, "dtype": config.dtype}
 
 
 def _precisions(kind: str, settings: Settings) -> tuple:
@@ -320,11 +332,8 @@ def note_torch_missing(result: dict, results: dict) -> None:
 
 def time_to_accuracy(recipe: str, side: str, results: dict, settings: Settings) -> dict:
     """Train `recipe` on `side` from a cold start; seconds to its target and to the end."""
-    module, defaults, target = TTA_RECIPES[recipe]
-    config = dataclasses.replace(defaults, dtype=settings.tta_dtype,
-                                 data_dir=settings.data_dir, **settings.tta_overrides)
-    if settings.tiny and config.resize:
-        config = dataclasses.replace(config, resize=TINY[config.model]["resize"])
+    module, target = TTA_RECIPES[recipe]
+    config = settings.tta_configs[recipe]
     kind = {"float32": "fp32", "bfloat16": "tuned"}[config.dtype]
     rule = policy.row_policy(side, "bfloat16" if side == "jaxnin" and kind == "tuned" else kind,
                              settings.tta_precision)
@@ -340,17 +349,22 @@ def time_to_accuracy(recipe: str, side: str, results: dict, settings: Settings) 
         workdir = Path(workdir)
         env = tta.cold_env(workdir / "caches")
         if side == "jaxnin":
-            command = tta.jaxnin_command(module, workdir, _recipe_flags(config, defaults))
+            # The recipe's own command, from this very config (written as a run.json).
+            base = workdir / "config" / "run.json"
+            overrides.write_run_json(config, base)
+            command = tta.jaxnin_command(module, workdir / "run", base)
             # The recipe's own CLI has no precision flag; JAX reads its config from the env.
             env["JAX_DEFAULT_MATMUL_PRECISION"] = rule["jax_default_matmul_precision"]
         else:
-            command = tta.torch_command({"side": "torch", "kind": "tta", "workdir": str(workdir),
+            command = tta.torch_command({"side": "torch", "kind": "tta",
+                                         "workdir": str(workdir / "run"),
                                          "compile": settings.compile,
                                          "compile_mode": settings.compile_mode,
-                                         "policy": rule, **config.to_json()})
-        outcome = tta.run_timed(command, workdir, logs / f"tta-{recipe}-{side}.log",
+                                         "policy": rule, "config": config.to_json()})
+            (workdir / "run").mkdir()
+        outcome = tta.run_timed(command, workdir / "run", logs / f"tta-{recipe}-{side}.log",
                                 settings.tta_timeout, env)
-        run_json = workdir / "run.json"
+        run_json = workdir / "run" / "run.json"
         if run_json.is_file():
             outcome["own_process_wall_s"] = json.loads(run_json.read_text()).get(
                 "results", {}).get("process_wall_s")
@@ -382,16 +396,6 @@ def _tta_unavailable(side, config: TrainConfig, results, settings) -> str | None
     return None
 
 
-def _recipe_flags(config: TrainConfig, defaults: TrainConfig) -> list[str]:
-    """The recipe's command-line flags for every value that differs from its defaults."""
-    flags = []
-    for key in ("epochs", "dtype", "data_dir", "limit_train", "limit_test", "resize"):
-        value = getattr(config, key)
-        if value != getattr(defaults, key) and value is not None:
-            flags += [f"--{key.replace('_', '-')}", str(value)]
-    return flags
-
-
 def _run(job: dict, settings: Settings) -> dict:
     # PyTorch always gets a child: its seed pipeline forks, which JAX's threads do not survive.
     if settings.in_process and job["side"] == "jaxnin":
@@ -401,10 +405,29 @@ def _run(job: dict, settings: Settings) -> dict:
 
 
 def _settings_record(settings: Settings) -> dict:
-    record = dataclasses.asdict(settings)
+    record = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+              if f.name not in ("configs", "tta_configs")}
     record["out"] = str(settings.out)
-    record["tta_full_recipe"] = not settings.tta_overrides
+    record["configs"] = {m: c.to_json() for m, c in settings.configs.items()}
+    record["tta_configs"] = {r: c.to_json() for r, c in settings.tta_configs.items()}
+    # As before: each model's input size and model options, and what cut the TTA recipes.
+    record["resize"] = {m: c.resize for m, c in settings.configs.items()}
+    record["model_options"] = {m: dict(c.model_options) for m, c in settings.configs.items()}
+    record["tta_overrides"] = {**(TINY_TTA if settings.tiny else {}), **settings.overrides}
+    record["tta_dtype"] = next((c.dtype for c in settings.tta_configs.values()), None)
+    record["data_dir"] = next((c.data_dir for c in settings.tta_configs.values()), None)
+    record["tta_full_recipe"] = not record["tta_overrides"]
     return record
+
+
+def _tta_config(name: str, sets: dict, tiny: bool) -> TrainConfig:
+    """The config both sides of a time-to-accuracy run train: the recipe's, --tiny's cut
+    (and input size), then every --set override."""
+    config = recipe(TTA_RECIPES[name][0])
+    if tiny:
+        config = config.replace(**TINY_TTA, **({"resize": TINY[config.model]["resize"]}
+                                              if config.resize else {}))
+    return overrides.apply(config, sets)
 
 
 def _choices(text: str, valid, flag: str) -> tuple[str, ...]:
@@ -431,11 +454,10 @@ class BenchOptions:
     models: str = option("nin,vgg11,lenet", "comma-separated")
     batch_sizes: str | None = option(None, "comma-separated, for every model [nin 128,512; "
                                      "vgg11 128; lenet 256]")
-    resize: int | None = option(None, "input size for NiN and VGG [224; --tiny: 67 and 32]")
     steps: int | None = option(None, "training steps per timed epoch [nin, vgg11 50; lenet 200]")
     repeats: int | None = option(None, "timed epochs per measurement, after one warm-up [3]")
-    dtypes: str = option(",".join(DTYPES), "jaxnin's compute dtypes, comma-separated; params "
-                         "stay float32")
+    dtypes: str | None = option(None, "jaxnin's compute dtypes, comma-separated; params "
+                                "stay float32 [float32,bfloat16; with --set dtype=X: X]")
     precisions: str = option(",".join(policy.PRECISIONS), "fp32 matmul/conv policies, each run "
                              "on both sides; a CPU records tf32 rows without running them (cpu: "
                              "no tf32)")
@@ -453,18 +475,10 @@ class BenchOptions:
     skip_tta: bool = option(False, "throughput only")
     tta_only: bool = option(False, "time to accuracy only")
     tta_recipes: str = option("nin,lenet", "comma-separated")
-    tta_dtype: str = option("float32", "compute dtype of both sides' time-to-accuracy runs (the "
-                            "recipes')", choices=DTYPES)
     tta_precision: str = option("tf32", "fp32 policy of both sides' time-to-accuracy runs "
                                 "(tf32: JAX's GPU default)", choices=policy.PRECISIONS)
-    epochs: int | None = option(None, "time to accuracy: cut the recipes to N epochs")
-    limit_train: int | None = option(None, "time to accuracy: first N training images only")
-    limit_test: int | None = option(None, "time to accuracy: first N test images only")
     tta_timeout: float = option(300.0, "seconds before a time-to-accuracy run is stopped")
     job_timeout: float = option(600.0, "seconds before a throughput child is stopped")
-    data_dir: str | None = option(None, "folder with the MNIST-format .gz files, for time to "
-                                  "accuracy (default: $JAXNIN_DATA_DIR; the NumPy cache in "
-                                  "$JAXNIN_CACHE_DIR is used first)")
     peak_tflops: float | None = option(None, "bf16 peak for MFU where the device is not in the "
                                        "table (experiments.bench.peaks)")
     profile: bool = option(False, "trace one more jaxnin epoch per measurement (jax.profiler, "
@@ -473,16 +487,24 @@ class BenchOptions:
                               "runs and tests; on a GPU, JAX would hold the memory PyTorch "
                               "needs)")
     out: str = option("experiments/bench", "output folder")
+    # --set FIELD=VALUE, repeatable: any TrainConfig field, for every run (its own flag below).
+    set: tuple[str, ...] = option((), "run-config overrides FIELD=VALUE", flag=False)
 
     @classmethod
     def from_args(cls, args) -> "BenchOptions":
-        return dataclasses.replace(cls(), **given(args, cls))
+        return dataclasses.replace(cls(), **given(args, cls),
+                                   set=tuple(getattr(args, "set", None) or ()))
 
 
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m experiments.bench", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(p, BenchOptions())
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="change a field of every run's config (jaxnin.TrainConfig: "
+                   f"{', '.join(overrides.field_names())}); repeatable; VALUE is JSON or a "
+                   "plain string, e.g. --set lr=0.05 --set clip_norm=1 --set data_dir=/data "
+                   "--set 'model_options={\"num_1x1\": 1}'")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line "
                    "errors")
     return p

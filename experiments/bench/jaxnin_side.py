@@ -18,9 +18,9 @@ from experiments.bench.peaks import bf16_peak, mfu
 from experiments.bench.policy import speed_env
 from experiments.bench.profile import profile_epoch
 from jaxnin.data.pipeline import to_device
-from jaxnin.models import create_model
 from jaxnin.report.summary import summarize
-from jaxnin.train.optim import learning_rate_schedule, make_optimizer
+from jaxnin.train.config import TrainConfig
+from jaxnin.train.factories import model_for, model_input_shape, optimizer_for
 from jaxnin.train.steps import compiled_epoch_text, create_train_state, train_epoch, train_step
 from jaxnin.train.timing import timed
 from jaxnin.versions import installed
@@ -66,10 +66,11 @@ def matmul_peak(size: int, iterations: int) -> dict:
 def measure_throughput(job: dict) -> dict:
     """Training examples/sec of jaxnin's `train_epoch` for one (model, batch, dtype) job.
 
-    job keys: model, model_options, batch_size, resize (None keeps 28x28), dtype, policy
-    (experiments.bench.policy.row_policy: its jax_default_matmul_precision is set for the whole
-    measurement), steps, repeats, optimizer, lr, momentum; optionally peak_tflops, and
-    profile_dir to trace one more epoch after the timed ones.
+    job keys: config (a TrainConfig's to_json(): model, its options, batch size, resize, dtype,
+    optimizer, schedule, ... all of it), policy (experiments.bench.policy.row_policy: its
+    jax_default_matmul_precision is set for the whole measurement), steps (an epoch's steps,
+    as the schedule sees them), repeats; optionally peak_tflops, and profile_dir to trace one
+    more epoch after the timed ones.
     """
     # A context, not a global update: --in-process runs several jobs in one process.
     with jax.default_matmul_precision(job["policy"]["jax_default_matmul_precision"]):
@@ -89,16 +90,20 @@ def settings() -> dict:
 
 
 def _measure(job: dict) -> dict:
-    resize = job["resize"]
-    input_shape = (resize or IMAGE_SHAPE[0], resize or IMAGE_SHAPE[1], IMAGE_SHAPE[2])
-    model = create_model(job["model"], num_classes=NUM_CLASSES, dtype=DTYPES[job["dtype"]],
-                         **job["model_options"])
+    # The run's config, whole: the model, the optimizer (schedule, warm-up, clipping) and the
+    # state come from the library's own factories, as `fit` makes them.
+    config = TrainConfig.from_json(job["config"])
+    if config.seeds != 1 or config.shard_params:
+        raise ValueError(f"the bench times one replica on one device: seeds {config.seeds}, "
+                         f"shard_params {config.shard_params} are not measured (--set seeds=1 "
+                         "--set shard_params=false)")
+    resize, batch_size = config.resize, config.batch_size
+    input_shape = model_input_shape(config, IMAGE_SHAPE)
+    model = model_for(config, NUM_CLASSES)
     forward_flops = summarize(model, input_shape).total_flops
-    schedule = learning_rate_schedule("constant", job["lr"], job["steps"], 1)
-    tx = make_optimizer(job["optimizer"], schedule, job["momentum"])
-    state = create_train_state(model, tx, jax.random.key(0), input_shape)
-    split = to_device(*random_data(job["steps"] * job["batch_size"]))
-    batch_size = job["batch_size"]
+    tx, _ = optimizer_for(config, job["steps"])
+    state = create_train_state(model, tx, jax.random.key(config.seed), input_shape)
+    split = to_device(*random_data(job["steps"] * batch_size))
     keys = iter(jax.random.split(jax.random.key(1), 1 + job["repeats"]))
 
     (state, sums), warmup_s, compile_s = timed(train_epoch, state, split, next(keys),

@@ -117,3 +117,28 @@ def declared_settings(job: dict) -> dict:
         if kind == "seed_pipeline":
             record["num_workers"] = job["num_workers"]
     return record
+
+
+# The PyTorch side trains from the same run config (TrainConfig.to_json()) as jaxnin's, read as
+# a plain dict. Every field is in exactly one of these (tests/test_bench.py checks, so a new
+# field must be placed here): those it trains as jaxnin does; those it cannot mirror, with the
+# only value it runs (any other is refused, in one line, never silently ignored); and those that
+# do not change what is trained or timed.
+TORCH_MIRRORED = ("model", "model_options", "dataset", "data_dir", "epochs", "batch_size",
+                  "eval_batch_size", "optimizer", "lr", "momentum", "schedule", "step_size",
+                  "gamma", "clip_norm", "resize", "dtype", "seed", "limit_train", "limit_test")
+TORCH_ONLY_VALUE = {"warmup_steps": 0, "seeds": 1, "shard_params": False, "data_options": {}}
+TORCH_IRRELEVANT = ("best",)  # which checkpoints jaxnin keeps besides the latest
+
+
+def torch_refusal(config: dict) -> str | None:
+    """Why the PyTorch side cannot train `config` as jaxnin does (one line), or None."""
+    unknown = sorted(set(config) - set(TORCH_MIRRORED) - set(TORCH_ONLY_VALUE)
+                     - set(TORCH_IRRELEVANT))
+    if unknown:
+        return f"the PyTorch side does not know config field(s) {', '.join(unknown)}"
+    odd = [k for k, only in TORCH_ONLY_VALUE.items() if config.get(k, only) != only]
+    if odd:
+        return (f"the PyTorch side does not mirror {', '.join(f'{k}={config[k]!r}' for k in odd)}"
+                f": it runs {', '.join(f'{k}={TORCH_ONLY_VALUE[k]!r}' for k in odd)} only")
+    return None

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.bench.policy import loaded, speed_env
+from experiments.bench.policy import loaded, speed_env, torch_refusal
 from jaxnin import files
 from jaxnin.data.vision import load_dataset  # NumPy only: the same arrays jaxnin trains on
 from jaxnin.vgg_cfgs import CONFIGS as VGG_CONFIGS  # seed 004's, shared with the Flax VGG
@@ -173,8 +173,9 @@ class Trainer:
     """One model, optimizer and precision; `step` trains on a batch, returning device sums."""
 
     def __init__(self, model, optimizer, device, bf16: bool, compile_model: bool,
-                 compile_mode: str):
+                 compile_mode: str, clip_norm: float | None = None):
         self.model, self.optimizer, self.device = model, optimizer, device
+        self.clip_norm = clip_norm
         self.bf16 = bf16
         self.forward = torch.compile(model, mode=compile_mode) if compile_model else model
 
@@ -187,28 +188,35 @@ class Trainer:
         loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.clip_norm:  # jaxnin's clip_norm: optax.clip_by_global_norm
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
         self.optimizer.step()
         return loss.detach() * y.shape[0], (logits.argmax(1) == y).sum()
 
 
 def build(job: dict, device) -> Trainer:
-    """The Trainer that `job["variant"]` describes, on `device`, under `job["policy"]`."""
-    variant = job["variant"]
+    """The Trainer that `job["variant"]` describes, on `device`, under `job["policy"]`, for
+    the run config `job["config"]` (a TrainConfig's to_json(), read as a plain dict)."""
+    variant, config = job["variant"], job["config"]
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: choose one of {VARIANTS}")
+    refused = torch_refusal(config)
+    if refused:
+        raise ValueError(refused)
     apply_policy(job["policy"], benchmark=variant == "tuned")
     tuned = variant == "tuned"
-    size = job["resize"] or IMAGE_SIZE
-    torch.manual_seed(job.get("seed", 0))
-    model = create_model(job["model"], size, job.get("zero_bias", True), **job["model_options"])
+    size = config["resize"] or IMAGE_SIZE
+    torch.manual_seed(config["seed"])
+    model = create_model(config["model"], size, job.get("zero_bias", True),
+                         **config["model_options"])
     model = model.to(device)
     if tuned:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(job["optimizer"], model.parameters(), job["lr"], job["momentum"],
-                               fused=tuned and device.type == "cuda")
+    optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"],
+                               config["momentum"], fused=tuned and device.type == "cuda")
     bf16 = tuned and job.get("bf16", True)
     return Trainer(model.train(), optimizer, device, bf16, tuned and job["compile"],
-                   job.get("compile_mode", "default"))
+                   job.get("compile_mode", "default"), config["clip_norm"])
 
 
 def apply_policy(policy: dict, benchmark: bool) -> None:
@@ -246,13 +254,15 @@ def synchronize(device) -> None:
 def measure_throughput(job: dict) -> dict:
     """Training examples/sec for one (model, batch, variant) job on random data of the real shape.
 
-    job keys: model, model_options, variant, batch_size, resize, steps, repeats, warmup_steps,
-    optimizer, lr, momentum, compile, compile_mode, num_workers.
+    job keys: config (the run config: model, model_options, batch_size, resize, optimizer, lr,
+    momentum, clip_norm, seed; its dtype is the variant's here), variant, steps, repeats,
+    warmup_steps (untimed steps first), compile, compile_mode, num_workers.
     """
     device = pick_device(job["variant"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer = build(job, device)
+    job = {**job, "batch_size": job["config"]["batch_size"], "resize": job["config"]["resize"]}
     images, labels = random_data(job["steps"] * job["batch_size"])
     run = {"seed_pipeline": _seed_pipeline_epoch, "cpu": _student_epoch}.get(job["variant"],
                                                                              _device_epoch)
@@ -371,14 +381,17 @@ def versions() -> dict:
 def train_recipe(job: dict) -> dict:
     """Train job's recipe on the real data, writing `workdir/history.json` after every epoch.
 
-    job keys: dataset, data_dir, model, model_options, epochs, batch_size, eval_batch_size,
-    optimizer, lr, momentum, schedule (constant|step|cosine), step_size, gamma, resize,
-    dtype (float32|bfloat16), compile, compile_mode, limit_train, limit_test, seed, workdir.
+    job keys: config (the run config, a TrainConfig's to_json(): dataset, data_dir, model,
+    model_options, epochs, batch_size, eval_batch_size, optimizer, lr, momentum, schedule
+    (constant|step|cosine), step_size, gamma, clip_norm, resize, dtype (float32|bfloat16),
+    limit_train, limit_test, seed; policy.torch_refusal names what it refuses), compile,
+    compile_mode, workdir.
     The data on the device, channels_last and the compiled model are the "tuned" variant's;
     the last short batch is dropped, as jaxnin drops it.
     """
     device = pick_device()
     workdir = Path(job["workdir"])
+    job = {**job, **job["config"]}  # the run's fields, read as the helpers below take them
     data = load_dataset(job["dataset"], job["data_dir"])
     train = _to_device(data.train_images, data.train_labels, job["limit_train"], device)
     test = _to_device(data.test_images, data.test_labels, job["limit_test"], device)

@@ -101,9 +101,10 @@ def breakdown(history: list[dict], wall_s: float) -> dict | None:
     return parts | {"between_epochs_s": wall_s - sum(v or 0.0 for v in parts.values())}
 
 
-def jaxnin_command(module: str, workdir: Path, flags: list[str]) -> list[str]:
-    return [sys.executable, "-m", f"jaxnin.experiments.{module}", "--workdir", str(workdir),
-            *flags]
+def jaxnin_command(module: str, workdir: Path, config_path: Path) -> list[str]:
+    """The recipe's own command, training the config stored at `config_path` (a run.json)."""
+    return [sys.executable, "-m", f"jaxnin.experiments.{module}", "--from", str(config_path),
+            "--workdir", str(workdir)]
 
 
 def torch_command(job: dict) -> list[str]:
