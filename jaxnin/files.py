@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from jaxnin import processes
+
 # After this long untouched, a temporary file is removed even where its maker cannot be
 # checked (another machine on a shared file system, another PID namespace, Windows).
 STALE_AFTER_S = 24 * 3600
@@ -50,15 +52,12 @@ def temp_beside(path: Path) -> Path:
 
 
 def _maker_gone(machine: str | None, pid: str | None) -> bool:
-    if machine != _this_machine() or os.name != "posix":  # os.kill(pid, 0) kills on Windows
+    if machine != _this_machine():
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError, ValueError):  # PermissionError: alive, someone else's
+        return not processes.is_running(int(pid))
+    except (TypeError, ValueError):
         return False
-    return False
 
 
 def remove_stale(folder: Path) -> list[Path]:

@@ -10,6 +10,20 @@ import subprocess
 KILL_WAIT_S = 10.0  # after SIGKILL: only the kernel is left to act
 
 
+def is_running(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (True where that cannot be told: another
+    user's process, or not POSIX, where os.kill(pid, 0) would kill it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: alive, someone else's
+        return True
+    return True
+
+
 def stop(child: subprocess.Popen, grace_s: float, group: bool = False) -> int | None:
     """Stops `child` and returns its exit code (None if even SIGKILL left it running).
 
