@@ -31,6 +31,7 @@ from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
+from jaxnin.train.steps import eval_batch
 from jaxnin.versions import git_commit, installed, usable_cores
 
 LOCK_FILE = ".lock"
@@ -113,7 +114,7 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
         except AllClassesDead as err:
             raise all_dead(err.record, config, store) from None
         except OutOfMemory as err:
-            raise out_of_memory(err.phase, config) from err
+            raise out_of_memory(err.phase, config, test.count) from err
         finally:
             for writer in (*writers, store):
                 writer.close()
@@ -309,11 +310,12 @@ def all_dead(record: dict, config: TrainConfig, store: CheckpointStore) -> Jaxni
         f"lower `lr` (it was {config.lr:g}) or `optimizer` adam")
 
 
-def out_of_memory(phase: str, config: TrainConfig) -> JaxninError:
-    if phase == "evaluation":
+def out_of_memory(phase: str, config: TrainConfig, test_examples: int) -> JaxninError:
+    if phase == "evaluation":  # the batch the engine used: capped at the test split
+        used = eval_batch(config.eval_batch_size, test_examples)
         return JaxninError(f"the device ran out of memory during evaluation at `eval_batch_size` "
-                           f"{config.eval_batch_size} (resize {config.resize}): try "
-                           f"`eval_batch_size` {max(1, config.eval_batch_size // 2)}")
+                           f"{used} (resize {config.resize}): try "
+                           f"`eval_batch_size` {max(1, used // 2)}")
     return JaxninError(f"the device ran out of memory during training at `batch_size` "
                        f"{config.batch_size} (resize {config.resize}): try `batch_size` "
                        f"{max(1, config.batch_size // 2)}, or `dtype` bfloat16")
@@ -327,25 +329,39 @@ def check_runnable(config: TrainConfig, data: ImageDataset) -> None:
     config.validate(len(data.train_labels[:config.limit_train]))
     check_batch_size(config.batch_size, jax.device_count())  # the data axis spans them all
     input_shape = model_input_shape(config, data.train_images.shape[1:])
-    check_fits_device(config, input_shape)
+    check_fits_device(config, input_shape, len(data.test_labels[:config.limit_test]))
     model = model_for(config, len(data.class_names))
     jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *input_shape),
                                                                        jnp.float32))
 
 
-def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int]) -> None:
-    """Refuse a batch whose input alone outgrows the device.
+def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int],
+                      test_examples: int) -> None:
+    """Refuse a batch whose input alone outgrows the device, naming the batch that does.
 
-    The float32 input of one training batch is a lower bound of the step's memory (the
-    activations are larger still), so a `resize` that fails this cannot run at all.
+    The float32 input of one batch is a lower bound of its step's memory (the activations are
+    larger still), so a batch that fails this cannot run at all. The evaluation batch is the
+    one the engine uses: `eval_batch_size` capped at the (limited) test split.
     """
     height, width, channels = input_shape
-    need = 4 * height * width * channels * max(config.batch_size, config.eval_batch_size)
+    per_example = 4 * height * width * channels
+    evaluated = eval_batch(config.eval_batch_size, test_examples)
     have = device_memory_bytes()
-    if have is not None and need > have:
-        raise JaxninError(f"`resize` {config.resize} cannot fit: one batch's input alone is "
-                          f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB; "
-                          "lower `resize` or `batch_size`")
+    need = per_example * max(config.batch_size, evaluated)
+    if have is None or need <= have:
+        return
+    size = f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB"
+    at = f"{height}x{width}" + (f" (`resize` {config.resize})" if config.resize else "")
+    if evaluated > config.batch_size:
+        raise JaxninError(f"`eval_batch_size` {config.eval_batch_size} cannot fit: one "
+                          f"evaluation batch of {evaluated} images at {at} is {size}; lower "
+                          "`eval_batch_size`" + (" or `resize`" if config.resize else ""))
+    if config.resize:
+        raise JaxninError(f"`resize` {config.resize} cannot fit: one training batch of "
+                          f"{config.batch_size} images at {height}x{width} is {size}; lower "
+                          "`resize` or `batch_size`")
+    raise JaxninError(f"`batch_size` {config.batch_size} cannot fit: one training batch of "
+                      f"{config.batch_size} images at {at} is {size}; lower `batch_size`")
 
 
 def device_memory_bytes() -> int | None:
