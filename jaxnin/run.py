@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxnin import files, guard
 from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.errors import JaxninError
+from jaxnin.report.costs import step_memory
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
 from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
@@ -333,6 +334,8 @@ def check_runnable(config: TrainConfig, data: ImageDataset) -> None:
     model = model_for(config, len(data.class_names))
     jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *input_shape),
                                                                        jnp.float32))
+    if config.seeds > 1:
+        check_replicas_fit(config, model, data.train_images.shape[1:], input_shape)
 
 
 def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int],
@@ -362,6 +365,29 @@ def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int],
                           "`resize` or `batch_size`")
     raise JaxninError(f"`batch_size` {config.batch_size} cannot fit: one training batch of "
                       f"{config.batch_size} images at {at} is {size}; lower `batch_size`")
+
+
+def check_replicas_fit(config: TrainConfig, model, image_shape, input_shape) -> None:
+    """Refuse `seeds` K replicas that cannot fit the device, before the K-replica compile.
+
+    One replica's training step is compiled on abstract shapes (seconds, whatever K is) and
+    XLA's memory for it (`jaxnin.report.costs.step_memory`) times K is the estimate: the K
+    replicas' params, optimizer states, batches and activations are all separate.
+    """
+    have = device_memory_bytes()
+    if have is None:
+        return
+    one = step_memory(config, model, image_shape, input_shape)["step_memory_bytes"]
+    if one is None or one * config.seeds <= have:
+        return
+    fits = have // one
+    raise JaxninError(
+        f"`seeds` {config.seeds} cannot fit: one replica's training step needs "
+        f"{one / 2**20:,.1f} MiB (XLA's estimate at `batch_size` {config.batch_size}), "
+        f"{config.seeds} need {one * config.seeds / 2**30:,.1f} GiB, the device has "
+        f"{have / 2**30:,.1f} GiB; "
+        + (f"lower `seeds` to {fits} or less, or `batch_size`" if fits > 1 else
+           "lower `batch_size`" + (" or `resize`" if config.resize else "")))
 
 
 def device_memory_bytes() -> int | None:

@@ -124,3 +124,28 @@ def test_seeds_flag_on_a_recipe_reports_each_seed_and_the_spread(mnist, data_cac
     assert results["final_test_acc_std"] == pytest.approx(np.std(accs))
     out = capsys.readouterr().out
     assert "(3 seeds)" in out and "test acc over 3 seeds: final" in out
+
+
+def test_seeds_that_cannot_fit_are_refused_in_one_line_before_compiling(mnist, data_cache,
+                                                                        tmp_path, capsys,
+                                                                        monkeypatch):
+    """--seeds 1000 against a 256 MiB device: one replica's step memory (compiled on abstract
+    shapes, whatever K is) times 1000 is refused at once, before the K-replica compile."""
+    import time
+    from jaxnin import run as run_module
+    from jaxnin.experiments import mnist_lenet
+    monkeypatch.setattr(run_module, "device_memory_bytes", lambda: 256 * 2**20)
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    began = time.monotonic()
+    code = mnist_lenet.RECIPE.main(["--seeds", "1000", "--epochs", "1", "--limit-train", "512",
+                                    "--limit-test", "128", "--workdir", str(tmp_path / "run")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: --seeds 1000 cannot fit: one replica's training step "
+                               "needs "), lines[0]
+    assert "the device has 0.2 GiB; lower --seeds to " in lines[0]
+    assert time.monotonic() - began < 60
+    assert not (tmp_path / "run").exists()
+    # A few seeds fit the same device.
+    run_module.check_runnable(TrainConfig(model="lenet", dataset="mnist", seeds=4,
+                                          limit_train=512, limit_test=128), mnist)
