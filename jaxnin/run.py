@@ -100,6 +100,7 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
             state, schedule = initial_state(config, data, train)
             state = place_state(state, mesh, config.shard_params)
             state, history = resume_run(store, state, workdir, config) if resume else (state, [])
+            recorded = recorded_results(workdir) if history else None
             if is_primary():
                 write_json(workdir / "run.json", run_record(config, data, mesh, workdir, history))
             # The history first (see train_epochs); process 0 alone hands records on.
@@ -119,7 +120,9 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
         finally:
             for writer in (*writers, store):
                 writer.close()
-    finish(workdir, config, history_file.history)
+    # A resume with no epoch left to run keeps the results (and wall time) it found.
+    finish(workdir, config, history_file.history,
+           recorded if len(history_file.history) == len(history) else None)
     return history_file.history, state
 
 
@@ -455,11 +458,26 @@ def host_record() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> None:
-    """The run's totals in run.json (process 0's job)."""
+def recorded_results(workdir: Path) -> dict | None:
+    """The results in `workdir`'s run.json (None where there are none, or it is unreadable)."""
+    try:
+        results = json.loads((workdir / "run.json").read_text()).get("results")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def finish(workdir: Path, config: TrainConfig, history: list[dict],
+           kept: dict | None = None) -> None:
+    """The run's totals in run.json (process 0's job); `kept` results, where given, are
+    written back as they were (a resume that ran no epoch measured nothing new)."""
     if not is_primary():
         return
     record = json.loads((workdir / "run.json").read_text())
+    if kept is not None:
+        record["results"] = kept
+        write_json(workdir / "run.json", record)
+        return
     record["results"] = {
         "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
         "best_test_acc": max(r["test_acc"] for r in history),
