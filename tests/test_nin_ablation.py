@@ -62,6 +62,7 @@ def test_quick_writes_under_runs_not_over_the_kept_tables(shared_data, data_cach
     assert nin_ablation.main(["--quick", "--variants", "a2", "--seeds", "1",
                               "--data-dir", str(shared_data)]) == 0
     out = Path("runs/nin_ablation_quick/results")
-    assert capsys.readouterr().out.splitlines()[0] == f"nin_ablation: table, plots and JSON -> {out}"
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"nin_ablation: table, plots and JSON -> {out}"
     assert (tmp_path / out / "table.md").exists() and (tmp_path / out / "results.json").exists()
     assert not (tmp_path / "experiments").exists()

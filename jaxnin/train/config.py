@@ -16,8 +16,8 @@ from typing import Any, Mapping
 from jaxnin.data import video
 from jaxnin.errors import JaxninError
 from jaxnin.models import MODELS, check_model_options, model_class
-from jaxnin.options import (COUNT, option_defaults, INT32_MAX, POSITIVE, Documented, Range, check_options,
-                            check_values, option)
+from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, Documented, Range, check_options,
+                            check_values, option, option_defaults)
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
 
