@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxnin import files, guard
 from jaxnin.data import ImageDataset, check_dataset, load_data
 from jaxnin.errors import JaxninError
+from jaxnin.report.costs import step_memory
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
 from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
@@ -31,6 +32,7 @@ from jaxnin.train.optim import check_resume_epochs
 from jaxnin.train.replicas import seed_results
 from jaxnin.train.sharding import (check_batch_size, data_mesh, is_primary, mesh_record,
                                    place_state, shard_split, sync)
+from jaxnin.train.steps import eval_batch
 from jaxnin.versions import git_commit, installed, usable_cores
 
 LOCK_FILE = ".lock"
@@ -98,6 +100,7 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
             state, schedule = initial_state(config, data, train)
             state = place_state(state, mesh, config.shard_params)
             state, history = resume_run(store, state, workdir, config) if resume else (state, [])
+            recorded = recorded_results(workdir) if history else None
             if is_primary():
                 write_json(workdir / "run.json", run_record(config, data, mesh, workdir, history))
             # The history first (see train_epochs); process 0 alone hands records on.
@@ -113,11 +116,13 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
         except AllClassesDead as err:
             raise all_dead(err.record, config, store) from None
         except OutOfMemory as err:
-            raise out_of_memory(err.phase, config) from err
+            raise out_of_memory(err.phase, config, test.count) from err
         finally:
             for writer in (*writers, store):
                 writer.close()
-    finish(workdir, config, history_file.history)
+    # A resume with no epoch left to run keeps the results (and wall time) it found.
+    finish(workdir, config, history_file.history,
+           recorded if len(history_file.history) == len(history) else None)
     return history_file.history, state
 
 
@@ -309,11 +314,12 @@ def all_dead(record: dict, config: TrainConfig, store: CheckpointStore) -> Jaxni
         f"lower `lr` (it was {config.lr:g}) or `optimizer` adam")
 
 
-def out_of_memory(phase: str, config: TrainConfig) -> JaxninError:
-    if phase == "evaluation":
+def out_of_memory(phase: str, config: TrainConfig, test_examples: int) -> JaxninError:
+    if phase == "evaluation":  # the batch the engine used: capped at the test split
+        used = eval_batch(config.eval_batch_size, test_examples)
         return JaxninError(f"the device ran out of memory during evaluation at `eval_batch_size` "
-                           f"{config.eval_batch_size} (resize {config.resize}): try "
-                           f"`eval_batch_size` {max(1, config.eval_batch_size // 2)}")
+                           f"{used} (resize {config.resize}): try "
+                           f"`eval_batch_size` {max(1, used // 2)}")
     return JaxninError(f"the device ran out of memory during training at `batch_size` "
                        f"{config.batch_size} (resize {config.resize}): try `batch_size` "
                        f"{max(1, config.batch_size // 2)}, or `dtype` bfloat16")
@@ -327,25 +333,64 @@ def check_runnable(config: TrainConfig, data: ImageDataset) -> None:
     config.validate(len(data.train_labels[:config.limit_train]))
     check_batch_size(config.batch_size, jax.device_count())  # the data axis spans them all
     input_shape = model_input_shape(config, data.train_images.shape[1:])
-    check_fits_device(config, input_shape)
+    check_fits_device(config, input_shape, len(data.test_labels[:config.limit_test]))
     model = model_for(config, len(data.class_names))
     jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, *input_shape),
                                                                        jnp.float32))
+    if config.seeds > 1:
+        check_replicas_fit(config, model, data.train_images.shape[1:], input_shape)
 
 
-def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int]) -> None:
-    """Refuse a batch whose input alone outgrows the device.
+def check_fits_device(config: TrainConfig, input_shape: tuple[int, int, int],
+                      test_examples: int) -> None:
+    """Refuse a batch whose input alone outgrows the device, naming the batch that does.
 
-    The float32 input of one training batch is a lower bound of the step's memory (the
-    activations are larger still), so a `resize` that fails this cannot run at all.
+    The float32 input of one batch is a lower bound of its step's memory (the activations are
+    larger still), so a batch that fails this cannot run at all. The evaluation batch is the
+    one the engine uses: `eval_batch_size` capped at the (limited) test split.
     """
     height, width, channels = input_shape
-    need = 4 * height * width * channels * max(config.batch_size, config.eval_batch_size)
+    per_example = 4 * height * width * channels
+    evaluated = eval_batch(config.eval_batch_size, test_examples)
     have = device_memory_bytes()
-    if have is not None and need > have:
-        raise JaxninError(f"`resize` {config.resize} cannot fit: one batch's input alone is "
-                          f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB; "
-                          "lower `resize` or `batch_size`")
+    need = per_example * max(config.batch_size, evaluated)
+    if have is None or need <= have:
+        return
+    size = f"{need / 2**30:,.1f} GiB, the device has {have / 2**30:,.1f} GiB"
+    at = f"{height}x{width}" + (f" (`resize` {config.resize})" if config.resize else "")
+    if evaluated > config.batch_size:
+        raise JaxninError(f"`eval_batch_size` {config.eval_batch_size} cannot fit: one "
+                          f"evaluation batch of {evaluated} images at {at} is {size}; lower "
+                          "`eval_batch_size`" + (" or `resize`" if config.resize else ""))
+    if config.resize:
+        raise JaxninError(f"`resize` {config.resize} cannot fit: one training batch of "
+                          f"{config.batch_size} images at {height}x{width} is {size}; lower "
+                          "`resize` or `batch_size`")
+    raise JaxninError(f"`batch_size` {config.batch_size} cannot fit: one training batch of "
+                      f"{config.batch_size} images at {at} is {size}; lower `batch_size`")
+
+
+def check_replicas_fit(config: TrainConfig, model, image_shape, input_shape) -> None:
+    """Refuse `seeds` K replicas that cannot fit the device, before the K-replica compile.
+
+    One replica's training step is compiled on abstract shapes (seconds, whatever K is) and
+    XLA's memory for it (`jaxnin.report.costs.step_memory`) times K is the estimate: the K
+    replicas' params, optimizer states, batches and activations are all separate.
+    """
+    have = device_memory_bytes()
+    if have is None:
+        return
+    one = step_memory(config, model, image_shape, input_shape)["step_memory_bytes"]
+    if one is None or one * config.seeds <= have:
+        return
+    fits = have // one
+    raise JaxninError(
+        f"`seeds` {config.seeds} cannot fit: one replica's training step needs "
+        f"{one / 2**20:,.1f} MiB (XLA's estimate at `batch_size` {config.batch_size}), "
+        f"{config.seeds} need {one * config.seeds / 2**30:,.1f} GiB, the device has "
+        f"{have / 2**30:,.1f} GiB; "
+        + (f"lower `seeds` to {fits} or less, or `batch_size`" if fits > 1 else
+           "lower `batch_size`" + (" or `resize`" if config.resize else "")))
 
 
 def device_memory_bytes() -> int | None:
@@ -413,11 +458,26 @@ def host_record() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def finish(workdir: Path, config: TrainConfig, history: list[dict]) -> None:
-    """The run's totals in run.json (process 0's job)."""
+def recorded_results(workdir: Path) -> dict | None:
+    """The results in `workdir`'s run.json (None where there are none, or it is unreadable)."""
+    try:
+        results = json.loads((workdir / "run.json").read_text()).get("results")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def finish(workdir: Path, config: TrainConfig, history: list[dict],
+           kept: dict | None = None) -> None:
+    """The run's totals in run.json (process 0's job); `kept` results, where given, are
+    written back as they were (a resume that ran no epoch measured nothing new)."""
     if not is_primary():
         return
     record = json.loads((workdir / "run.json").read_text())
+    if kept is not None:
+        record["results"] = kept
+        write_json(workdir / "run.json", record)
+        return
     record["results"] = {
         "epochs": len(history), "final_test_acc": history[-1]["test_acc"],
         "best_test_acc": max(r["test_acc"] for r in history),

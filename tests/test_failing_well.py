@@ -304,3 +304,23 @@ def test_an_unexpected_error_is_one_line_pointing_to_debug(capsys):
     one_line = capsys.readouterr().err.strip()
     assert "\n" not in one_line and "internal error (ValueError: shapes" in one_line
     assert "--debug" in one_line
+
+
+def test_an_eval_batch_that_cannot_fit_is_blamed_not_resize(fashion, monkeypatch):
+    """The input check names the batch that outgrows the device; an `eval_batch_size` above
+    the test split is capped at it first, as the engine caps it."""
+    from jaxnin import run as run_module
+    from jaxnin.run import check_runnable
+    from jaxnin.train.config import TrainConfig
+    monkeypatch.setattr(run_module, "device_memory_bytes", lambda: 64 * 2**20)  # 64 MiB
+    config = TrainConfig(model="nin", dataset="fashion_mnist", resize=224, batch_size=16,
+                         eval_batch_size=10**6, limit_train=64)
+    with pytest.raises(JaxninError, match=r"^`eval_batch_size` 1000000 cannot fit: one "
+                                          r"evaluation batch of 10000 images at 224x224 "
+                                          r"\(`resize` 224\).*lower `eval_batch_size` or `resize`"):
+        check_runnable(config, fashion)
+    # Capped at a 100-example test split, 100 x 224 x 224 floats (19 MiB) fit.
+    check_runnable(config.replace(limit_test=100), fashion)
+    with pytest.raises(JaxninError, match=r"^`resize` 224 cannot fit: one training batch of "
+                                          r"512 images"):
+        check_runnable(config.replace(limit_test=100, batch_size=512, limit_train=1024), fashion)

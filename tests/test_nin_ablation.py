@@ -1,5 +1,6 @@
 """nin_ablation: variants as the forum posed them, and --quick writing table, plots and JSON."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,18 @@ def test_quick_writes_table_plots_and_json(fashion, data_cache, tmp_path, monkey
     assert "epoch   1" not in capsys.readouterr().out
     with pytest.raises(JaxninError, match="holds this variant with other settings"):
         nin_ablation.main([*argv, "--seeds", "3"])
+
+
+def test_quick_writes_under_runs_not_over_the_kept_tables(shared_data, data_cache, tmp_path,
+                                                         monkeypatch, capsys):
+    """Without --out, --quick writes beside its runs (runs/nin_ablation_quick/results) and
+    says so first; experiments/nin_ablation/quick, which the repository keeps, is untouched."""
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    monkeypatch.chdir(tmp_path)
+    assert nin_ablation.main(["--quick", "--variants", "a2", "--seeds", "1",
+                              "--data-dir", str(shared_data)]) == 0
+    out = Path("runs/nin_ablation_quick/results")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"nin_ablation: table, plots and JSON -> {out}"
+    assert (tmp_path / out / "table.md").exists() and (tmp_path / out / "results.json").exists()
+    assert not (tmp_path / "experiments").exists()

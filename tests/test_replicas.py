@@ -124,3 +124,64 @@ def test_seeds_flag_on_a_recipe_reports_each_seed_and_the_spread(mnist, data_cac
     assert results["final_test_acc_std"] == pytest.approx(np.std(accs))
     out = capsys.readouterr().out
     assert "(3 seeds)" in out and "test acc over 3 seeds: final" in out
+
+
+def test_seeds_that_cannot_fit_are_refused_in_one_line_before_compiling(mnist, data_cache,
+                                                                        tmp_path, capsys,
+                                                                        monkeypatch):
+    """--seeds 1000 against a 256 MiB device: one replica's step memory (compiled on abstract
+    shapes, whatever K is) times 1000 is refused at once, before the K-replica compile."""
+    import time
+    from jaxnin import run as run_module
+    from jaxnin.experiments import mnist_lenet
+    monkeypatch.setattr(run_module, "device_memory_bytes", lambda: 256 * 2**20)
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    began = time.monotonic()
+    code = mnist_lenet.RECIPE.main(["--seeds", "1000", "--epochs", "1", "--limit-train", "512",
+                                    "--limit-test", "128", "--workdir", str(tmp_path / "run")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: --seeds 1000 cannot fit: one replica's training step "
+                               "needs "), lines[0]
+    assert "the device has 0.2 GiB; lower --seeds to " in lines[0]
+    assert time.monotonic() - began < 60
+    assert not (tmp_path / "run").exists()
+    # A few seeds fit the same device.
+    run_module.check_runnable(TrainConfig(model="lenet", dataset="mnist", seeds=4,
+                                          limit_train=512, limit_test=128), mnist)
+
+
+def test_a_diverged_seed_is_said_at_the_end_and_kept_out_of_the_checkpoint_json(
+        mnist, data_cache, tmp_path, monkeypatch, capsys):
+    """Seed 1 of 3 diverges from epoch 1 on: the run goes on (the others are fine), but the
+    checkpoint's record is strict JSON (null, not NaN), run.json's results name the seed and
+    the command's last lines say so."""
+    from jaxnin.experiments import mnist_lenet
+    from jaxnin.train import loop
+    real = loop.run_epoch
+
+    def run_epoch(*args, **kwargs):  # seed 1's losses are NaN, as epoch_metrics records them
+        state, record = real(*args, **kwargs)
+        per_seed = {k: list(v) for k, v in record["per_seed"].items()}
+        per_seed["train_loss"][1] = per_seed["test_loss"][1] = math.nan
+        return state, {**record, "per_seed": per_seed, "diverged_seeds": [1]}
+
+    monkeypatch.setattr(loop, "run_epoch", run_epoch)
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    code = mnist_lenet.RECIPE.main(["--seeds", "3", "--epochs", "2", "--limit-train", "256",
+                                    "--limit-test", "100", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "warning: 1 of 3 seeds diverged (loss not finite): seed 1;" in out.splitlines()[-2]
+    results = json.loads((tmp_path / "run.json").read_text())["results"]
+    assert results["diverged_seeds"] == [1]
+
+    def no_nan(constant):
+        raise AssertionError(f"{constant} in a checkpoint's record")
+
+    records = [path for path in (tmp_path / "checkpoints").rglob("*")
+               if path.name == "metadata" and path.parent.name == "record"]
+    assert records
+    for path in records:
+        record = json.loads(path.read_text(), parse_constant=no_nan)
+        assert record["per_seed"]["train_loss"][1] is None

@@ -100,3 +100,26 @@ def test_history_files_are_strict_json(tmp_path):
 
     loaded = json.loads((tmp_path / "h.json").read_text(), parse_constant=refuse)
     assert loaded == [{"per_seed": {"train_loss": [0.5, None]}, "x": None}]
+
+
+def test_resume_takes_model_options_typed_at_their_defaults_and_a_no_op_keeps_results(
+        data, tmp_path):
+    """A run started without model options resumes with them typed at their declared
+    defaults (not a change); a real change is still refused. A resume with no epoch left to
+    run keeps the recorded results, wall time included."""
+    from jaxnin.models import model_class
+    from jaxnin.options import option_defaults
+    fit(dataclasses.replace(TINY, epochs=1), data, tmp_path)
+    defaults = option_defaults(model_class("lenet"))
+    assert defaults  # LeNet-5 declares options
+    typed = dataclasses.replace(TINY, model_options=defaults)
+    assert [r["epoch"] for r in fit(typed, data, tmp_path, resume=True).history] == [1, 2]
+    name, value = next((k, v) for k, v in defaults.items() if isinstance(v, str))
+    other = next(c for c in ("relu", "sigmoid") if c != value)
+    with pytest.raises(JaxninError, match="model_options was"):
+        fit(dataclasses.replace(TINY, model_options={name: other}), data, tmp_path, resume=True)
+    results = json.loads((tmp_path / "run.json").read_text())["results"]
+    fit(TINY, data, tmp_path, resume=True)  # both epochs are done: nothing runs
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["results"] == results
+    assert len(record["segments"]) == 3

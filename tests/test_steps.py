@@ -111,3 +111,19 @@ def test_the_unoptimised_init_gives_the_bits_of_the_optimised_one():
     stacked = create_train_state(model, tx, keys, shape)
     chex.assert_trees_all_equal(jax.tree.map(lambda x: x[1], stacked.params),
                                 optimised(jax.random.key(6)))
+
+
+def test_an_eval_batch_above_the_split_is_capped_at_it(fashion, monkeypatch):
+    """A batch of 10**7 over 300 examples evaluates as one batch of 300 (not a 10**7 program
+    that the memory killer ends), with the sums of a batch that fits exactly."""
+    from jaxnin.train import steps
+    state = lenet_state()
+    test = to_device(fashion.test_images, fashion.test_labels, 300)
+    exact = evaluate_split(state, test, 300)
+    sizes = []
+    monkeypatch.setattr(steps, "eval_order",
+                        lambda count, size: sizes.append(size) or eval_order(count, size))
+    capped = evaluate_split(state, test, 10**7)
+    assert sizes == [300]
+    for key in exact:
+        np.testing.assert_array_equal(capped[key], exact[key])

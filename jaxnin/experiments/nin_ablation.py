@@ -1,7 +1,8 @@
 """Seed 003's questions, answered with K seeds per setting: `python -m jaxnin.experiments.nin_ablation`.
 
     python -m jaxnin.experiments.nin_ablation [--data-dir DIR] [--seeds 5] [--variants a2,a1,...]
-    python -m jaxnin.experiments.nin_ablation --quick      # a tiny version for the CPU
+    python -m jaxnin.experiments.nin_ablation --quick      # a tiny version for the CPU,
+                                                           # into runs/nin_ablation_quick/results
 
 Each variant trains K seeds at once (--seeds, one vmapped program) on Fashion-MNIST. For each
 it records test accuracy (mean ± std over seeds, final and best), examples/sec per replica,
@@ -78,7 +79,11 @@ def main(argv) -> int:
         return _write_costs(Path(args.out or "experiments/nin_ablation"), variants, configs)
     data = load_data("fashion_mnist", args.data_dir)
     runs_dir = Path(args.workdir or ("runs/nin_ablation" + ("_quick" if args.quick else "")))
-    out = Path(args.out or ("experiments/nin_ablation" + ("/quick" if args.quick else "")))
+    # --quick's numbers say nothing about the questions: by default they go beside its runs,
+    # never over the tables the repository keeps (experiments/nin_ablation/quick is written
+    # only when --out names it).
+    out = Path(args.out or (runs_dir / "results" if args.quick else "experiments/nin_ablation"))
+    print(f"nin_ablation: table, plots and JSON -> {out}", flush=True)
     interrupt_on_sigterm()
     rows = []
     for variant in variants:
@@ -208,8 +213,9 @@ def _parser():
                         "step of each variant and write costs.md (params, FLOPs, step memory)")
     parser.add_argument("--workdir", help="where each variant's run goes "
                         "[runs/nin_ablation or runs/nin_ablation_quick]")
-    parser.add_argument("--out", help="table, plots and JSON "
-                        "[experiments/nin_ablation or experiments/nin_ablation/quick]")
+    parser.add_argument("--out", help="table, plots and JSON [experiments/nin_ablation; with "
+                        "--quick, results/ in --workdir, so runs/nin_ablation_quick/results: "
+                        "pass --out experiments/nin_ablation/quick to refresh the kept one]")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

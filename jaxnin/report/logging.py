@@ -173,6 +173,11 @@ def seed_lines(results: dict) -> str:
                      f"{results['final_test_acc_mean']:.4f} ± {results['final_test_acc_std']:.4f}"
                      f", best {results['best_test_acc_mean']:.4f} ± "
                      f"{results['best_test_acc_std']:.4f}")
+    if results.get("diverged_seeds"):
+        seeds = results["diverged_seeds"]
+        lines.append(f"warning: {len(seeds)} of {len(results['seeds'])} seeds diverged (loss not "
+                     f"finite): seed{'s' if len(seeds) > 1 else ''} "
+                     f"{', '.join(map(str, seeds))}; their accuracy still counts in the means")
     if results["process_wall_s"] is not None:
         lines.append(f"total elapsed {results['process_wall_s']:.1f} s (process start to now)")
     return "\n".join(lines)

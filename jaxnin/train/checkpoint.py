@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, BestN, LatestN
 
 from jaxnin.errors import JaxninError
+from jaxnin.files import finite
 
 # kind -> (history key, "min" or "max"): seed 000 keeps the lowest test loss, seed 002 the
 # highest test accuracy.
@@ -283,7 +284,6 @@ def _rank(kind: str):
 
 
 def _save_args(state, epoch: int, record: dict):
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in record.items()}
+    clean = finite(record)  # strict JSON, as history.json: a diverged seed's NaN is null
     return ocp.args.Composite(state=ocp.args.StandardSave(state),
                               record=ocp.args.JsonSave({**clean, "epoch": epoch}))

@@ -9,13 +9,15 @@ optimizer, lr, ...) that are not given come from the model's recipe (jaxnin.reci
 `TrainConfig(model="lenet")` is seed 002's LeNet-5 recipe, not NiN's main job with LeNet in it.
 """
 import dataclasses
+import functools
+import json
 from typing import Any, Mapping
 
 from jaxnin.data import video
 from jaxnin.errors import JaxninError
-from jaxnin.models import MODELS, check_model_options
+from jaxnin.models import MODELS, check_model_options, model_class
 from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, Documented, Range, check_options,
-                            check_values, option)
+                            check_values, option, option_defaults)
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -163,9 +165,27 @@ class TrainConfig(metaclass=Documented):
         return list(range(self.seed, self.seed + self.seeds))
 
     def changed_keys(self, other: "TrainConfig") -> list[str]:
-        """Keys, other than those a resume may change, whose values differ from `other`'s."""
+        """Keys, other than those a resume may change, whose values differ from `other`'s.
+
+        Model options are compared in full, each absent one at the model's declared default:
+        `num_1x1` 2 typed out is NiN's default left out, not a change.
+        """
         mine, theirs = self.to_json(), other.to_json()
+        mine["model_options"] = model_options_in_full(self.model, mine["model_options"])
+        theirs["model_options"] = model_options_in_full(other.model, theirs["model_options"])
         return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
+
+
+def model_options_in_full(model: str, options: Mapping[str, Any]) -> dict:
+    """`options` with every option `model` declares and they leave out at its default (the
+    registered variant's where it fixes one), as JSON would hold them (tuples as lists)."""
+    if model not in MODELS:
+        return dict(options)
+    defaults = option_defaults(model_class(model))
+    registered = MODELS[model]
+    if isinstance(registered, functools.partial):
+        defaults.update({k: v for k, v in registered.keywords.items() if k in defaults})
+    return json.loads(json.dumps({**defaults, **options}, default=repr))
 
 
 def _check_data_options(dataset: str, options: Mapping[str, Any]) -> None:

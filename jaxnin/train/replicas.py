@@ -62,7 +62,9 @@ def epoch_metrics(train: list[dict], test: list[dict], seeds: list[int]) -> dict
 
 
 def seed_results(history: list[dict], seeds: list[int]) -> dict:
-    """Each seed's final and best test accuracy, and their mean and std over seeds."""
+    """Each seed's final and best test accuracy, and their mean and std over seeds; with K > 1
+    also "diverged_seeds": the seeds whose loss was not finite in any epoch (their accuracy
+    still counts in the means)."""
     curves = np.array([r["per_seed"]["test_acc"] if "per_seed" in r else [r["test_acc"]]
                        for r in history])  # (epochs, K)
     results = {"seeds": seeds}
@@ -70,6 +72,9 @@ def seed_results(history: list[dict], seeds: list[int]) -> dict:
         results[f"{name}_test_acc_per_seed"] = values.tolist()
         results[f"{name}_test_acc_mean"] = float(values.mean())
         results[f"{name}_test_acc_std"] = float(values.std())
+    if len(seeds) > 1:
+        diverged = {seed for r in history for seed in r.get("diverged_seeds", [])}
+        results["diverged_seeds"] = [seed for seed in seeds if seed in diverged]
     return results
 
 

@@ -229,10 +229,13 @@ def evaluate_split(state: TrainState, split: DeviceSplit, batch_size: int,
              resize: int | None = None) -> dict:
     """Metric sums over the whole split; every example counts exactly once (per replica).
 
-    Over N devices the batch grows to the next multiple of N, so that it splits evenly; the
-    extra slots are masked like the last batch's, and the sums do not change.
+    The batch is capped at the split's size (a larger one would only add masked padding, and
+    an `eval_batch_size` far above the split would not fit the device for nothing). Over N
+    devices the batch grows to the next multiple of N, so that it splits evenly; the extra
+    slots are masked like the last batch's, and the sums do not change.
     """
     devices = devices_in_context()
+    batch_size = eval_batch(batch_size, split.count)
     order, mask = eval_order(split.count, -(-batch_size // devices) * devices)
 
     def evaluate_one(state):
@@ -246,6 +249,11 @@ def evaluate_split(state: TrainState, split: DeviceSplit, batch_size: int,
         return {k: (jnp.max if k == "class_peak" else jnp.sum)(v, axis=0) for k, v in sums.items()}
 
     return _over_replicas(evaluate_one, state.step.ndim > 0, 0)(state)
+
+
+def eval_batch(batch_size: int, examples: int) -> int:
+    """The evaluation batch actually used: `batch_size`, capped at the split's `examples`."""
+    return max(1, min(batch_size, examples))
 
 
 def _require_uint8(images, where: str) -> None:
