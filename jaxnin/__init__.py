@@ -14,6 +14,10 @@ recipes; `python -m jaxnin` lists their commands.
 """
 import importlib
 
+from jaxnin import guard as _guard
+
+_guard.install_early()  # `python -m jaxnin...`: signals obeyed from the first import on
+
 __version__ = "0.1.0"
 
 # name -> module; imported on first use so `import jaxnin` stays light for command lines.

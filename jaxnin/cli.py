@@ -30,6 +30,7 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     _quiet_libraries(debug)
+    guard.saving_into(None)  # nothing of this command's is saved yet
     if from_command_line:
         guard.install()
         enable_compile_cache()
@@ -38,11 +39,20 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     try:
         return main(argv) or 0
     except JaxninError as err:
-        return _say(f"error: {in_flags(str(err))}", 2)
-    except KeyboardInterrupt:  # before a run owned a workdir: nothing of it exists yet
-        return _say("error: interrupted (Ctrl-C or SIGTERM) before training started; nothing "
-                    "was saved: rerun the same command to start again", 2)
-    except Exception as err:  # noqa: BLE001 -- the one line points to --debug for the rest
+        code = _say(f"error: {in_flags(str(err))}", 2)
+        if from_command_line:
+            guard.interrupted_exit(code)  # where a signal made this error: ends here
+        return code
+    except (KeyboardInterrupt, Exception) as err:  # noqa: BLE001 -- see below
+        if isinstance(err, KeyboardInterrupt) or guard.signalled():
+            # Outside fit's training (which says it itself), or a KeyboardInterrupt that
+            # surfaced as another error inside a library's code: say what is kept.
+            code = _say("error: interrupted (Ctrl-C or SIGTERM); "
+                        f"{guard.saved_line(guard.checkpoints())}", 2)
+            if from_command_line:
+                guard.interrupted_exit(code)
+            return code
+        # Anything else is a bug: the one line points to --debug for the rest.
         first_line = (str(err).splitlines() or [""])[0]
         return _say(f"error: internal error ({type(err).__name__}: {first_line}); rerun with "
                     "--debug for the traceback, and please report it", 1)

@@ -14,6 +14,7 @@ import atexit
 import faulthandler
 import inspect
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,16 +24,18 @@ from pathlib import Path
 
 GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
-_state = {"installed": False, "checkpoints": None, "watcher": None}
+_state = {"installed": False, "checkpoints": None, "watcher": None, "signalled": False}
 
 
-def install() -> None:
+def install(handler=None) -> None:
     """Signal handlers and crash reports for a command's process (call from the main thread)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler or _interrupt_once)
+    if _state["installed"]:  # by install_early: the handlers above replace its exit
+        return
     _state["installed"] = True
     atexit.register(ended_well)
     faulthandler.enable(all_threads=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt_once)
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -40,11 +43,54 @@ def install() -> None:
                      name="jaxnin-signal-deadline").start()
 
 
-def saving_into(checkpoints: Path) -> None:
-    """From now on, an abnormal end reports the epochs saved under `checkpoints`."""
-    _state["checkpoints"] = Path(checkpoints)
-    if _state["installed"] and _state["watcher"] is None:
+def install_early() -> None:
+    """For `python -m jaxnin...` alone (jaxnin/__init__.py calls this first): a signal while
+    the command imports its libraries ends it at once with one line (nothing is saved yet);
+    run_main's install() then takes over. Library users' processes are left alone."""
+    if _state["installed"] or threading.current_thread() is not threading.main_thread():
+        return
+    argv = getattr(sys, "orig_argv", [])
+    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+    if sys.argv[:1] != ["-m"] or not (module == "jaxnin" or module.startswith("jaxnin.")):
+        return  # runpy sets sys.argv[0] to "-m" while it imports the module's packages
+    install(_interrupt_while_starting)
+
+
+def _interrupt_while_starting(signum, frame):
+    print("error: interrupted (Ctrl-C or SIGTERM) while starting; nothing was saved: rerun the "
+          "same command to start again", file=sys.stderr, flush=True)
+    os._exit(2)
+
+
+def signalled() -> bool:
+    """Whether a Ctrl-C or SIGTERM has come (whatever error it then caused is its doing)."""
+    return _state["signalled"]
+
+
+def interrupted_exit(code: int) -> None:
+    """After a signal and the command's line: end now, without the interpreter's teardown,
+    which waits on (or crashes in) a compile still running in XLA's threads."""
+    if not _state["signalled"]:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    ended_well()
+    os._exit(code)
+
+
+def saving_into(checkpoints: Path | None) -> None:
+    """From now on, an abnormal end reports the epochs saved under `checkpoints` (None: none)."""
+    _state["checkpoints"] = None if checkpoints is None else Path(checkpoints)
+    if checkpoints is not None and _state["installed"] and _state["watcher"] is None:
         _state["watcher"] = _start_watcher(Path(checkpoints))
+
+
+def checkpoints() -> Path | None:
+    """Where this command's run saves its epochs (None before it owns a workdir)."""
+    return _state["checkpoints"]
 
 
 def ended_well() -> None:
@@ -68,24 +114,35 @@ def saved_line(checkpoints: Path | None) -> str:
 
 
 def _interrupt_once(signum, frame):
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is stopping: repeats change nothing
-        signal.signal(sig, signal.SIG_IGN)
+    _state["signalled"] = True
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is stopping: a repeat reaches the
+        signal.signal(sig, _repeat)              # deadline thread, which ends it at once
     raise KeyboardInterrupt
 
 
+def _repeat(signum, frame):
+    pass
+
+
 def _deadline(read_end: int) -> None:
-    """Wait for a signal, then give the main thread GRACE_S seconds to end the process."""
+    """Wait for a signal, then give the main thread GRACE_S seconds to end the process; a
+    second Ctrl-C or SIGTERM ends it at once."""
     while True:
         signum = os.read(read_end, 1)[0]
         if signum in (signal.SIGINT, signal.SIGTERM):
             break
-    time.sleep(GRACE_S)
-    name = signal.Signals(signum).name
-    print(f"error: still busy {GRACE_S:.0f} s after {name} (inside a compile or a long device "
-          f"call), so stopped now; {saved_line(_state['checkpoints'])}", file=sys.stderr,
-          flush=True)
+    first, deadline, why = signum, time.monotonic() + GRACE_S, None
+    while why is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = (f"still busy {GRACE_S:.0f} s after {signal.Signals(first).name} (inside a "
+                   "compile or a long device call), so stopped now")
+        elif select.select([read_end], [], [], left)[0]:
+            if os.read(read_end, 1)[0] in (signal.SIGINT, signal.SIGTERM):
+                why = "stopped at once by a second Ctrl-C or SIGTERM"
+    print(f"error: {why}; {saved_line(_state['checkpoints'])}", file=sys.stderr, flush=True)
     ended_well()
-    os._exit(128 + signum)
+    os._exit(128 + first)
 
 
 def _latest_epoch(checkpoints: Path | None) -> int | None:

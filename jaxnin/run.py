@@ -69,9 +69,18 @@ def fit(config: TrainConfig, data: ImageDataset | None = None,
         else data
     check_runnable(config, data)
     workdir = Path(workdir if workdir is not None else default_workdir(config)).absolute()
-    with workdir_lock(workdir):
-        history, state = _fit_locked(config, data, workdir, resume,
-                                     [_as_writer(c) for c in callbacks], progress or _Quiet())
+    created = not workdir.exists()
+    try:
+        with workdir_lock(workdir):
+            history, state = _fit_locked(config, data, workdir, resume,
+                                         [_as_writer(c) for c in callbacks], progress or _Quiet())
+    except JaxninError:
+        if created and is_primary():  # a first epoch interrupted: no empty folder is left
+            try:
+                workdir.rmdir()
+            except OSError:  # not empty (it holds a run), or gone
+                pass
+        raise
     run = Run(config, workdir, history, tuple(data.class_names), data=data)
     run._restored["latest"] = Restored(state, "latest", history[-1]["epoch"], history[-1])
     return run
@@ -94,7 +103,7 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
                        mesh)
     store = CheckpointStore(workdir / "checkpoints", config.best)
     guard.saving_into(store.directory)
-    writers = []
+    writers, nothing_kept = [], False
     with jax.set_mesh(mesh):
         try:
             state, schedule = initial_state(config, data, train)
@@ -110,7 +119,8 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
                                  progress if is_primary() else _Quiet(),
                                  first_epoch=len(history) + 1)
         except KeyboardInterrupt:
-            raise interrupted(store) from None
+            nothing_kept = not resume and store.latest_epoch() is None
+            raise interrupted(store, cleared=nothing_kept and is_primary()) from None
         except Diverged as err:
             raise diverged(err, config, store) from None
         except AllClassesDead as err:
@@ -120,6 +130,8 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
         finally:
             for writer in (*writers, store):
                 writer.close()
+            if nothing_kept and is_primary():  # as the next start would clear them
+                clear_unfinished(workdir)
     # A resume with no epoch left to run keeps the results (and wall time) it found.
     finish(workdir, config, history_file.history,
            recorded if len(history_file.history) == len(history) else None)
@@ -165,7 +177,10 @@ class workdir_lock:
     """One run owns a workdir: an exclusive lock on `workdir/.lock` held while it trains.
 
     The lock is the operating system's (flock), so it is released however the process ends;
-    the file only says who holds it. With several processes, process 0 holds it for all.
+    the file only says who holds it, and is removed when the run ends through Python. It is
+    removed while still locked, and a run that locks the file checks that its path still names
+    it (else it locked a removed file, and takes the new one), so that two runs never both
+    think they own the workdir. With several processes, process 0 holds it for all.
     """
 
     def __init__(self, workdir: Path):
@@ -174,16 +189,23 @@ class workdir_lock:
     def __enter__(self):
         if not is_primary():
             return self
-        _make_writable(self.workdir)
-        self._file = open(self.workdir / LOCK_FILE, "a+")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "another process"
-            self._file.close()
-            raise JaxninError(f"{self.workdir} is in use by another jaxnin run ({holder}): wait "
-                              "for it to end, or choose another `workdir`") from None
+        while True:
+            _make_writable(self.workdir)
+            try:
+                self._file = open(self.workdir / LOCK_FILE, "a+")
+            except FileNotFoundError:  # the workdir was removed meanwhile
+                continue
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.seek(0)
+                holder = self._file.read().strip() or "another process"
+                self._file.close()
+                raise JaxninError(f"{self.workdir} is in use by another jaxnin run ({holder}): "
+                                  "wait for it to end, or choose another `workdir`") from None
+            if _same_file(self._file, self.workdir / LOCK_FILE):
+                break
+            self._file.close()  # its holder removed it before we locked it: lock the new one
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()} on {platform.node()}, since "
@@ -193,7 +215,17 @@ class workdir_lock:
 
     def __exit__(self, *exc):
         if self._file is not None:
+            if _same_file(self._file, self.workdir / LOCK_FILE):
+                (self.workdir / LOCK_FILE).unlink(missing_ok=True)  # still locked: see above
             self._file.close()  # closing releases the lock
+
+
+def _same_file(opened, path: Path) -> bool:
+    try:
+        mine, named = os.fstat(opened.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _make_writable(workdir: Path) -> None:
@@ -225,10 +257,16 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
         raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s): "
                           "resume it (`resume`) to continue it, or choose another `workdir`")
     if not resume and is_primary():
-        for leftover in ("checkpoints", "tensorboard", "run.json", "history.json"):
-            path = workdir / leftover
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        clear_unfinished(workdir)
     return workdir
+
+
+def clear_unfinished(workdir: Path) -> None:
+    """Remove what a run that finished no epoch wrote (it is worth nothing to a rerun)."""
+    for leftover in ("checkpoints", "tensorboard", "run.json", "history.json", "loss.png",
+                     "acc.png"):
+        path = workdir / leftover
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def finished_epochs(workdir: Path) -> int:
@@ -285,12 +323,15 @@ def resumed_history(workdir: Path, epoch: int) -> list[dict]:
 
 # --- what fit reports ------------------------------------------------------------------------
 
-def interrupted(store: CheckpointStore) -> JaxninError:
-    """The one line for Ctrl-C or SIGTERM: what was kept, and how to go on."""
+def interrupted(store: CheckpointStore, cleared: bool = False) -> JaxninError:
+    """The one line for Ctrl-C or SIGTERM: what was kept, and how to go on. `cleared`: the
+    run's files are removed (no epoch finished), which the line says."""
     epoch = store.latest_epoch()
     if epoch is None:
         return JaxninError("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
-                           "nothing was saved: rerun the same command to start again")
+                           "nothing was saved" + (" (the run's files are removed)" if cleared
+                                                  else "")
+                           + ": rerun the same command to start again")
     return JaxninError(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
                        f"{store.directory}: resume the run (`resume`) to continue")
 

@@ -1,0 +1,148 @@
+"""Ctrl-C and SIGTERM at any moment: one true line about what is on disk, and a quick end."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxnin import run as run_module
+from jaxnin.errors import JaxninError
+from jaxnin.run import LOCK_FILE, fit, workdir_lock
+from jaxnin.train.config import TrainConfig
+
+from test_failing_well import lenet, one_error_line
+
+
+def config(**fields):
+    return TrainConfig(model="lenet", dataset="mnist", resize=None, batch_size=32,
+                       limit_train=256, limit_test=100, eval_batch_size=100, **fields)
+
+
+class InterruptAt:
+    """Progress that raises KeyboardInterrupt (as a Ctrl-C) when epoch `epoch` starts."""
+
+    def __init__(self, epoch):
+        self.at = epoch
+
+    def compiling(self):
+        pass
+
+    def epoch_started(self, epoch, steps):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+    def steps_done(self, done):
+        pass
+
+
+# --- what is on disk --------------------------------------------------------------------------
+
+def test_ctrl_c_in_the_first_epoch_leaves_nothing_behind(mnist, tmp_path):
+    workdir = tmp_path / "run"
+    with pytest.raises(JaxninError, match=r"nothing was saved \(the run's files are removed\)"):
+        fit(config(epochs=2), mnist, workdir, progress=InterruptAt(1))
+    assert not workdir.exists(), list(workdir.rglob("*"))
+
+
+def test_ctrl_c_in_the_first_epoch_of_an_existing_folder_keeps_the_folder(mnist, tmp_path):
+    (tmp_path / "mine.txt").write_text("the user's")
+    with pytest.raises(JaxninError, match="nothing was saved"):
+        fit(config(epochs=2), mnist, tmp_path, progress=InterruptAt(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_ctrl_c_after_the_last_epoch_says_the_epochs_are_saved(shared_data, mnist, tmp_path,
+                                                                 monkeypatch, capsys):
+    from jaxnin.experiments import mnist_lenet
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run_module, "finish", interrupted)  # just after the last epoch
+    code = mnist_lenet.RECIPE.main(lenet(shared_data, tmp_path))
+    one_error_line(code, capsys.readouterr().err, "interrupted", "epochs up to 2 are saved",
+                   "--resume")
+
+
+def test_the_lock_file_goes_with_its_run_and_a_removed_one_is_not_trusted(tmp_path,
+                                                                          monkeypatch):
+    path = tmp_path / LOCK_FILE
+    with workdir_lock(tmp_path):
+        with pytest.raises(JaxninError, match="in use by another jaxnin run"):
+            workdir_lock(tmp_path).__enter__()
+    assert not path.exists()
+    # A run that opened the lock file just before its holder removed it and let it go locks
+    # the removed file: it must see that, and take the path's new file instead.
+    holder = workdir_lock(tmp_path).__enter__()
+    real_flock = run_module.fcntl.flock
+
+    def holder_ends_first(file, how):
+        if holder._file is not None:
+            holder.__exit__(None, None, None)
+            holder._file = None
+        return real_flock(file, how)
+    monkeypatch.setattr(run_module.fcntl, "flock", holder_ends_first)
+    taker = workdir_lock(tmp_path).__enter__()
+    monkeypatch.undo()
+    assert path.exists() and os.fstat(taker._file.fileno()).st_ino == os.stat(path).st_ino
+    with pytest.raises(JaxninError, match="in use"):
+        workdir_lock(tmp_path).__enter__()
+    taker.__exit__(None, None, None)
+    assert not path.exists()
+
+
+# --- signals to a command -----------------------------------------------------------------------
+
+def start(args, **env):
+    return subprocess.Popen([sys.executable, "-m", "jaxnin.experiments.mnist_lenet", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (Linux: /proc/PID/status)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("SigCgt:")), 16)
+    return bool(mask & (1 << (signum - 1)))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_importing_is_one_line(signum, shared_data, tmp_path):
+    proc = start(lenet(shared_data, tmp_path / "run"))
+    deadline = time.monotonic() + 30
+    # jaxnin/__init__ installed the handling (SIGTERM's: Python catches SIGINT from its start)
+    while not catches(proc.pid, signal.SIGTERM):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent <= 10
+    one_error_line(proc.returncode, err, "interrupted", "nothing was saved")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_a_signal_during_a_long_compile_ends_within_10_s_without_a_crash(delay, shared_data,
+                                                                         data_cache, tmp_path):
+    """20 seeds at once compile for several seconds; the interpreter's teardown used to wait on
+    the compile and then crash (a segmentation fault)."""
+    proc = start(lenet(shared_data, tmp_path / "run", "--seeds", "20", "--epochs", "1"),
+                 JAXNIN_CACHE_DIR=str(data_cache), JAXNIN_COMPILE_CACHE="0")
+    for line in proc.stdout:
+        if line.startswith("compiling"):
+            break
+    time.sleep(delay)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent <= 10, err
+    assert proc.returncode in (2, 128 + signal.SIGINT), err
+    assert "Segmentation" not in err and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1 and "nothing was saved" in errors[0], err
