@@ -54,9 +54,13 @@ def test_a_workdir_with_no_finished_epoch_can_be_reused(data, tmp_path, monkeypa
 
     with monkeypatch.context() as patch:
         patch.setattr(loop, "run_epoch", interrupted)
-        with pytest.raises(JaxninError, match="nothing was saved: rerun the same command"):
+        with pytest.raises(JaxninError, match="nothing was saved \\(the run's files are "
+                                              "removed\\): rerun the same command"):
             fit(TINY, data, tmp_path)
-    assert (tmp_path / "run.json").exists()  # the interrupted run had begun
+    assert not (tmp_path / "run.json").exists()  # the interrupted run's files went with it
+    # What a kill -9 in the first epoch leaves: a run record and an empty checkpoints folder.
+    (tmp_path / "run.json").write_text(json.dumps({"config": TINY.to_json()}))
+    (tmp_path / "checkpoints").mkdir()
     assert [r["epoch"] for r in fit(TINY, data, tmp_path).history] == [1, 2]  # the same command again
 
 
