@@ -93,6 +93,25 @@ def test_a_budget_too_small_runs_nothing_and_says_why(tmp_path, shared_data):
     assert table.count("left of --budget-s") == len(plan.plan(tiny=True))
 
 
+@pytest.mark.parametrize("flags, says", [
+    (["--budget-s", "0"], "--budget-s must be a positive number of seconds, got 0.0"),
+    (["--budget-s", "nan"], "--budget-s must be a positive number of seconds, got nan"),
+    (["--archive", "{blocker}/records.tar.gz"], "records.tar.gz cannot be written ("),
+])
+def test_a_meaningless_budget_or_an_unwritable_archive_is_refused_before_any_run(
+        flags, says, tmp_path, capsys):
+    from experiments.acceptance.cli import main
+    from jaxnin.cli import run_main
+
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    argv = ["--tiny", "--out", str(tmp_path / "x"), "--scratch", str(tmp_path / "s"),
+            *(f.format(blocker=tmp_path / "blocker") for f in flags)]
+    code = run_main(main, argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and says in err, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "s").exists()
+
+
 def _tiny_args(tmp_path, shared_data, out, archive) -> list[str]:
     return ["--tiny", "--data-dir", str(shared_data), "--out", str(out), "--scratch",
             str(tmp_path / "scratch"), "--archive", str(archive)]

@@ -16,6 +16,7 @@ file) exceeds the time left, says which it skipped and why, and stops a run that
 overruns at the end of the budget.
 """
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -34,6 +35,7 @@ PROBE = "import jax; d = jax.devices()[0]; print(d.device_kind); print(d.platfor
 
 def main(argv) -> int:
     args = _parser().parse_args(argv)
+    _check_args(args)  # before any run: a bad value must not cost the first part's hour
     import jax
 
     # This process only plans: were it to touch the GPU, JAX would reserve its memory here
@@ -151,6 +153,23 @@ def _header(device: str, ctx, args, argv) -> list[str]:
             "its exit; ex/s are training examples per second (all seeds), from history.json",
             "- runs not run say why: the budget (an estimate from FLOPs and the H100 reference "
             "figures, see experiments/acceptance/README.md), --parts, or not reached yet"]
+
+
+def _check_args(args) -> None:
+    """Refuse, in one line, a budget with no meaning and an archive that cannot be written."""
+    if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        raise JaxninError(f"--budget-s must be a positive number of seconds, got "
+                          f"{args.budget_s} (leave it out for no limit)")
+    if args.archive:
+        folder = Path(args.archive).absolute().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".{Path(args.archive).name}.probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise JaxninError(f"--archive {args.archive} cannot be written ({err.strerror}): "
+                              "choose a writable path") from None
 
 
 def _parser() -> argparse.ArgumentParser:
