@@ -24,7 +24,7 @@ from jaxnin.report.costs import step_memory
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
 from jaxnin.train.checkpoint import CheckpointStore, newest_saved_epoch
-from jaxnin.train.run_dir import Restored, run_config
+from jaxnin.train.run_dir import Restored, read_history, run_config
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import initial_state, model_for, model_input_shape
 from jaxnin.train.loop import AllClassesDead, Diverged, OutOfMemory, train_epochs
@@ -302,22 +302,15 @@ def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig
 def resumed_history(workdir: Path, epoch: int) -> list[dict]:
     """The history a run resumed at `epoch` goes on from; refused in one line when it is
     missing or damaged (going on without it would lose epochs 1 to `epoch` from it)."""
-    path = workdir / "history.json"
     try:
-        history = json.loads(path.read_text())
-        if not (isinstance(history, list) and all(isinstance(r, dict)
-                                                  and isinstance(r.get("epoch"), int)
-                                                  for r in history)):
-            raise ValueError("not a list of per-epoch records")
-    except FileNotFoundError:
-        problem = "is missing"
-    except OSError as err:
-        problem = f"cannot be read ({err.strerror or err})"
-    except ValueError as err:  # json.JSONDecodeError too
-        problem = f"is damaged ({err})"
+        history = read_history(workdir)
+    except JaxninError as err:
+        problem = str(err)
     else:
-        return history
-    raise JaxninError(f"`resume`: {path} {problem}, though checkpoints up to epoch {epoch} "
+        if history is not None:
+            return history
+        problem = f"{workdir / 'history.json'} is missing"
+    raise JaxninError(f"`resume`: {problem}, though checkpoints up to epoch {epoch} "
                       f"exist; restore it from a copy, or start a fresh `workdir`")
 
 

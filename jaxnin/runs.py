@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -26,7 +25,8 @@ from jaxnin.train.checkpoint import CheckpointStore
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.factories import model_for
 from jaxnin.train.replicas import per_seed_metrics
-from jaxnin.train.run_dir import Restored, read_run_record, restore_checkpoint, run_config
+from jaxnin.train.run_dir import (Restored, read_history, read_run_record, restore_checkpoint,
+                                  run_config)
 from jaxnin.train.steps import TrainState, evaluate_split
 
 SPLITS = ("train", "test")
@@ -112,20 +112,9 @@ def load_run(workdir: str | Path, seed: int | None = None,
     if seed is not None and seed not in config.seed_values:
         raise JaxninError(f"{workdir} trained seed(s) "
                           f"{', '.join(map(str, config.seed_values))}, not `seed` {seed}")
-    history = _read_history(workdir)
+    history = read_history(workdir) or []
     return Run(config, workdir, history, tuple(record["dataset"]["class_names"]),
                seed=config.seed if seed is None else seed, data_dir=data_dir)
-
-
-def _read_history(workdir: Path) -> list[dict]:
-    path = workdir / "history.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except (OSError, json.JSONDecodeError) as err:
-        raise JaxninError(f"{path} cannot be read ({err}): the run's history is damaged; its "
-                          "checkpoints are untouched") from None
 
 
 def evaluate(run: Run, split: str = "test", checkpoint: str | None = None,

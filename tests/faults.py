@@ -15,3 +15,13 @@ def diverging_in(epoch: int, monkeypatch) -> None:
         return state, {**record, "train_loss": math.nan} if len(done) == epoch else record
 
     monkeypatch.setattr(loop, "run_epoch", run_epoch)
+
+
+def one_error_line(returncode, stderr, *needles):
+    """Exit code 2 and exactly one line on stderr, holding every needle, no traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert returncode == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

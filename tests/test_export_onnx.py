@@ -17,6 +17,7 @@ from jaxnin import runs
 from jaxnin.train import run_dir
 from jaxnin.train.config import TrainConfig
 from jaxnin.run import fit
+from faults import one_error_line
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs onnx: " + export_onnx.INSTALL_HINT)
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime: " + export_onnx.INSTALL_HINT)
@@ -72,13 +73,6 @@ def export(argv, capsys):
     code = run_main(export_onnx.main, [str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_error_line(code, err, *needles):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def reported_diff(out):

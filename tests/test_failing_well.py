@@ -19,7 +19,7 @@ import pytest
 from jaxnin.errors import JaxninError
 from jaxnin.run import fit
 from jaxnin.train import loop
-from faults import diverging_in
+from faults import diverging_in, one_error_line
 from jaxnin.train.checkpoint import CheckpointStore
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--limit-train", "512", "--limit-test", "300",
@@ -38,16 +38,6 @@ def run(module, args, cache, timeout=300):
     proc = start(module, args, cache)
     stdout, stderr = proc.communicate(timeout=timeout)
     return proc.returncode, stdout, stderr
-
-
-def one_error_line(returncode, stderr, *needles):
-    """Exit code 2 and exactly one line on stderr, holding every needle, no traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert returncode == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def lenet(shared_data, workdir, *extra):

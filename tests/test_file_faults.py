@@ -5,7 +5,6 @@ Tests run as root (here and in CI), which chmod cannot stop, so a read-only or u
 is made by having the call that touches it fail as the file system would.
 """
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -20,18 +19,10 @@ from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import mnist_lenet, predict
 from jaxnin.run import prepare_workdir
+from faults import one_error_line
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--limit-train", "256", "--limit-test", "128",
         "--eval-batch-size", "128"]
-
-
-def one_error_line(code, stderr, *needles):
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def lenet(shared_data, workdir, *extra):

@@ -8,10 +8,9 @@ A training example costs 3 x the forward FLOPs of jaxnin.report.summary (as the 
 Everything else here is an assumption, named as one, and erring long: an estimate decides
 what to start, so a long one only costs an unused minute, a short one a killed run.
 """
-import dataclasses
 import functools
 
-from experiments.acceptance.plan import DATA_DIR, WORKDIR, Run
+from experiments.acceptance.plan import DATA_DIR, Run
 from experiments.bench import cli as bench
 from jaxnin.models import create_model
 from jaxnin.report.summary import summarize

@@ -98,9 +98,9 @@ def main(argv) -> int:
             measure(job, results, settings)
             save()
     if not settings.skip_tta:
-        for recipe in settings.tta_recipes:
+        for name in settings.tta_recipes:
             for side in ("jaxnin", "torch"):
-                results["tta"].append(time_to_accuracy(recipe, side, results, settings))
+                results["tta"].append(time_to_accuracy(name, side, results, settings))
                 save()
     print(f"wrote {paths[0]} and {paths[1]}")
     return 0

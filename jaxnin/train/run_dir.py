@@ -54,6 +54,25 @@ def run_config(run_dir: Path) -> TrainConfig:
                           f"({err})") from None
 
 
+def read_history(run_dir: Path) -> list[dict] | None:
+    """The run's history.json: one record per epoch; None where there is none yet. A file
+    that cannot be read or is not a list of epoch records is refused in one line."""
+    path = Path(run_dir) / "history.json"
+    try:
+        history = json.loads(path.read_text())
+        if not (isinstance(history, list) and all(isinstance(r, dict)
+                                                  and isinstance(r.get("epoch"), int)
+                                                  for r in history)):
+            raise ValueError("not a list of per-epoch records")
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise JaxninError(f"{path} cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # json.JSONDecodeError too
+        raise JaxninError(f"{path} is damaged ({err})") from None
+    return history
+
+
 def run_data(config: TrainConfig, data_dir: str | None = None) -> ImageDataset:
     """The run's dataset, from `data_dir` if given (the data moved), else where it was."""
     return load_data(config.dataset, data_dir or config.data_dir, config.data_options)
