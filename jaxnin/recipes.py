@@ -74,7 +74,7 @@ RECIPES: Mapping[str, Recipe] = {recipe.name: recipe for recipe in (
            "epoch (lr 1e-3 to 1e-7 by epoch 40)", MNIST_LENET.replace(schedule="step"),
            _MODULE + "mnist_lenet --steplr"),
     Recipe("mnist_lenet.tuned", "ReLU LeNet-5 with activations after conv3 and fc1, Adam lr "
-           "2e-3, batch 64, cosine, 20 epochs: >= 0.99 test accuracy",
+           "2e-3, batch 64, cosine, 20 epochs (0.9921 in its one recorded run)",
            MNIST_LENET.replace(epochs=20, batch_size=64, optimizer="adam", lr=2e-3,
                                schedule="cosine", model_options={
                                    "activation": "relu", "dense_activations": True}),
