@@ -27,27 +27,31 @@ class Recipe:
     command: str
 
 
-def _config(model, dataset, *, epochs, batch_size, optimizer, lr, resize, momentum=0.9,
-            schedule="constant", step_size=10, gamma=0.1, best=("best_loss",),
+def _config(model, dataset, *, epochs, batch_size, optimizer, lr, resize, cpu_convolutions,
+            momentum=0.9, schedule="constant", step_size=10, gamma=0.1, best=("best_loss",),
             model_options=None, data_options=None) -> TrainConfig:
     """A recipe's config with every field a recipe sets given, so none is looked up here."""
     return TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size,
                        optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
                        step_size=step_size, gamma=gamma, resize=resize, best=best,
-                       model_options=model_options or {}, data_options=data_options or {})
+                       cpu_convolutions=cpu_convolutions, model_options=model_options or {},
+                       data_options=data_options or {})
 
 
 # Seed 001: d2l's NiN on Fashion-MNIST at 224, plain SGD at lr 0.1, batch 128, 10 epochs.
 FASHION_NIN = _config("nin", "fashion_mnist", epochs=10, batch_size=128, optimizer="sgd",
-                      lr=0.1, resize=224)
+                      lr=0.1, resize=224, cpu_convolutions="eigen")
 # Seed 002 as its code runs: it creates StepLR(step_size=10, gamma=0.1) but never steps it,
 # so the lr is constant; step_size and gamma are that StepLR's, used by the steplr variant.
 MNIST_LENET = _config("lenet", "mnist", epochs=50, batch_size=16, optimizer="momentum",
-                      lr=1e-3, momentum=0.9, resize=None, best=("best_loss", "best_acc"))
+                      lr=1e-3, momentum=0.9, resize=None, best=("best_loss", "best_acc"),
+                      cpu_convolutions="ynnpack")
 FASHION_VGG = _config("vgg11", "fashion_mnist", epochs=3, batch_size=128, optimizer="adam",
-                      lr=1e-3, resize=224, model_options={"dropout": 0.0})
+                      lr=1e-3, resize=224, model_options={"dropout": 0.0},
+                      cpu_convolutions="ynnpack")
 VIDEO_NIN = _config("nin", video.NAME, epochs=300, batch_size=32, optimizer="sgd", lr=0.001,
-                    resize=224, data_options=dataclasses.asdict(video.ClipOptions()))
+                    resize=224, data_options=dataclasses.asdict(video.ClipOptions()),
+                    cpu_convolutions="eigen")
 
 _MODULE = "python -m jaxnin.experiments."
 _ABLATION = {  # seed 003's forum questions, each a change of seed 001's recipe

@@ -138,7 +138,8 @@ def evaluate(run: Run, split: str = "test", checkpoint: str | None = None,
     limit = run.config.limit_test if split == "test" else run.config.limit_train
     device_split = to_device(getattr(data, f"{split}_images"), getattr(data, f"{split}_labels"),
                              limit)
-    sums = evaluate_split(state, device_split, run.config.eval_batch_size, run.config.resize)
+    sums = evaluate_split(state, device_split, run.config.eval_batch_size, run.config.resize,
+                          run.config.cpu_convolutions)
     metrics = per_seed_metrics(sums)
     return metrics[0] if state.step.ndim == 0 else metrics
 

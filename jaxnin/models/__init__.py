@@ -38,14 +38,18 @@ def check_model_options(name: str, options: dict) -> None:
     check_options(model_class(name), options, f"model {name!r}")
 
 
-def create_model(name: str, num_classes: int = 10, dtype=jnp.float32, **options) -> nn.Module:
+def create_model(name: str, num_classes: int = 10, dtype=jnp.float32,
+                 pointwise_as_dot: bool = False, **options) -> nn.Module:
     """The registered model `name` with `num_classes` outputs, computing in `dtype`.
 
     `options` set the model's declared options (e.g. NiN's `num_1x1`, LeNet-5's `activation`;
     `help(jaxnin.models.NiN)` lists them); an unknown one or a value out of range is refused
-    with a JaxninError naming it.
+    with a JaxninError naming it. `pointwise_as_dot` computes a model's 1x1 convolutions as
+    matrix products (same params and function; models without them ignore it).
     """
     check_model_options(name, options)
+    if "pointwise_as_dot" in model_class(name).__dataclass_fields__:
+        options = {**options, "pointwise_as_dot": pointwise_as_dot}
     return MODELS[name](num_classes=num_classes, dtype=dtype, **options)
 
 

@@ -101,10 +101,12 @@ def run_epoch(state, train: DeviceSplit, test: DeviceSplit, key, config: TrainCo
     with _memory_phase("training"):
         (state, train_sums), train_wall, train_clock = clocked(
             train_epoch, state, train, key, config.batch_size, config.resize,
-            shard_params=config.shard_params, on_step=on_step)
+            shard_params=config.shard_params, on_step=on_step,
+            cpu_convolutions=config.cpu_convolutions)
     with _memory_phase("evaluation"):
         test_sums, test_wall, test_clock = clocked(evaluate_split, state, test,
-                                                   config.eval_batch_size, config.resize)
+                                                   config.eval_batch_size, config.resize,
+                                                   config.cpu_convolutions)
     train_m, test_m = per_seed_metrics(train_sums), per_seed_metrics(test_sums)
     train_time = train_wall - train_clock.seconds
     eval_time = test_wall - test_clock.seconds

@@ -14,6 +14,7 @@ from flax.training import train_state
 
 from jaxnin.data.pipeline import DeviceSplit, eval_order, preprocess, train_order
 from jaxnin.errors import JaxninError
+from jaxnin.train.kernels import program
 from jaxnin.train.sharding import batch_over_devices, devices_in_context, state_over_devices
 
 TrainState = train_state.TrainState
@@ -125,7 +126,7 @@ def eval_step(state: TrainState, batch: dict, resize: int | None = None) -> dict
 
 def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_size: int,
                 resize: int | None = None, fused: bool | None = None,
-                shard_params: bool = False, on_step=None):
+                shard_params: bool = False, on_step=None, cpu_convolutions: str = "ynnpack"):
     """One epoch: shuffle on the device, then train_step over every full batch.
 
     Returns the new state and the epoch's metric sums, which stay on the device. For K stacked
@@ -143,17 +144,20 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
       on_step: where steps are dispatched from Python (not fused), called with the number of
         steps finished. Then at most two steps are in flight: a step costs far more than its
         dispatch, so nothing is lost, and progress and Ctrl-C are seen within a step.
+      cpu_convolutions: the library XLA:CPU runs the convolutions with (jaxnin.train.kernels;
+        "ynnpack" is XLA's default); other backends ignore it.
     """
     if fused is None:
         fused = fuses_epochs()
     if fused:
-        return _fused_epoch(state, split, key, batch_size, resize, shard_params)
+        return _fused_epoch.for_convolutions(cpu_convolutions)(state, split, key, batch_size,
+                                                               resize, shard_params)
     plan = functools.partial(_epoch_plan, num_examples=split.count,
                              batch_size=batch_size)
     order, dropout_key = _over_replicas(plan, key.ndim > 0, 0)(key)
-    sums = []
+    sums, step = [], _indexed_step.for_convolutions(cpu_convolutions)
     for index in range(order.shape[-2]):
-        state, step_sums = _indexed_step(state, split, order[..., index, :], dropout_key, index,
+        state, step_sums = step(state, split, order[..., index, :], dropout_key, index,
                                          resize, shard_params)
         sums.append(step_sums)
         if on_step is not None and index >= 1:
@@ -163,13 +167,15 @@ def train_epoch(state: TrainState, split: DeviceSplit, key: jax.Array, batch_siz
 
 
 def compiled_epoch_text(state: TrainState, split: DeviceSplit, key: jax.Array, batch_size: int,
-                        resize: int | None = None) -> tuple[str, ...]:
+                        resize: int | None = None,
+                        cpu_convolutions: str = "ynnpack") -> tuple[str, ...]:
     """The compiled HLO of the programs train_epoch runs a step or an epoch with (not the
     shuffle): what a profile's kernel names stand for."""
     if fuses_epochs():
-        return (_fused_epoch.lower(state, split, key, batch_size, resize).compile().as_text(),)
+        epoch = _fused_epoch.for_convolutions(cpu_convolutions)
+        return (epoch.lower(state, split, key, batch_size, resize).compile().as_text(),)
     order, dropout_key = _epoch_plan(key, split.count, batch_size)
-    step = _indexed_step.lower(state, split, order[..., 0, :], dropout_key, 0, resize, False)
+    step = _indexed_step.for_convolutions(cpu_convolutions).lower(state, split, order[..., 0, :], dropout_key, 0, resize, False)
     return (step.compile().as_text(),)
 
 
@@ -183,8 +189,7 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return num_examples // batch_size
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "resize", "shard_params"),
-                   donate_argnames="state")
+@program(static_argnames=("batch_size", "resize", "shard_params"), donate_argnames="state")
 def _fused_epoch(state, split, key, batch_size, resize, shard_params=False):
     def epoch(state, key):
         order, dropout_key = _epoch_plan(key, split.count, batch_size)
@@ -207,7 +212,7 @@ def _epoch_plan(key, num_examples, batch_size):
     return train_order(shuffle_key, num_examples, batch_size), dropout_key
 
 
-@functools.partial(jax.jit, static_argnames=("resize", "shard_params"), donate_argnames="state")
+@program(static_argnames=("resize", "shard_params"), donate_argnames="state")
 def _indexed_step(state, split, batch_indices, dropout_key, index, resize, shard_params=None):
     """train_step on the examples at `batch_indices`, gathered on the device.
 
@@ -224,16 +229,21 @@ def _indexed_step(state, split, batch_indices, dropout_key, index, resize, shard
     return state, sums
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "resize"))
 def evaluate_split(state: TrainState, split: DeviceSplit, batch_size: int,
-             resize: int | None = None) -> dict:
+                   resize: int | None = None, cpu_convolutions: str = "ynnpack") -> dict:
     """Metric sums over the whole split; every example counts exactly once (per replica).
 
     The batch is capped at the split's size (a larger one would only add masked padding, and
     an `eval_batch_size` far above the split would not fit the device for nothing). Over N
     devices the batch grows to the next multiple of N, so that it splits evenly; the extra
-    slots are masked like the last batch's, and the sums do not change.
+    slots are masked like the last batch's, and the sums do not change. `cpu_convolutions`
+    is as train_epoch's.
     """
+    return _evaluate_split.for_convolutions(cpu_convolutions)(state, split, batch_size, resize)
+
+
+@program(static_argnames=("batch_size", "resize"))
+def _evaluate_split(state, split, batch_size, resize):
     devices = devices_in_context()
     batch_size = eval_batch(batch_size, split.count)
     order, mask = eval_order(split.count, -(-batch_size // devices) * devices)
