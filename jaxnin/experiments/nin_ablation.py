@@ -26,6 +26,7 @@ from jaxnin.errors import JaxninError
 from jaxnin.recipes import RECIPES, recipe
 from jaxnin.report.ablation import plot_variants, results_table
 from jaxnin.report.costs import run_costs
+from jaxnin.report.estimate import Workload
 from jaxnin.report.logging import Console, Curves, write_json
 from jaxnin.run import command_line, fit
 from jaxnin.train.config import NamedConfig, TrainConfig
@@ -125,7 +126,9 @@ def _train(config: TrainConfig, data, workdir: Path) -> dict:
         raise JaxninError(f"{workdir} holds this variant with other settings ({', '.join(changed)}"
                           "): remove it or choose another --workdir")
     if "results" not in record:
-        console = Console(config.epochs)
+        work = Workload.of(config, len(data.test_labels[:config.limit_test]),
+                           shorter="--quick, or fewer --variants or --seeds")
+        console = Console(config.epochs, work=work)
         fit(config, data, workdir, resume=(workdir / "checkpoints").exists(),
             callbacks=[console, Curves(workdir.absolute(), f"{config.model} on {config.dataset}")],
             progress=console)

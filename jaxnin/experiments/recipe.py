@@ -49,6 +49,7 @@ class Command:
 
     def _run(self, argv) -> int:
         from jaxnin.data import load_data  # the heavy stack loads after --help and bad flags
+        from jaxnin.report.estimate import Workload
         from jaxnin.report.logging import (Console, Curves, TensorBoard, device_text,
                                            final_lines, print_line, seed_lines)
         from jaxnin.run import fit
@@ -67,7 +68,9 @@ class Command:
             print_line(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
                        f"{load_s:.1f} s) -> {workdir}")
         interrupt_on_sigterm()
-        console = Console(config.epochs)
+        work = Workload.of(config, len(data.test_labels[:config.limit_test]),
+                           cpu_recipe=self.cpu_recipe(args))
+        console = Console(config.epochs, work=work)
         writers = [console, TensorBoard(workdir.absolute()),
                    Curves(workdir.absolute(), f"{config.model} on {config.dataset}")]
         run = fit(config, data, workdir, resume=args.resume, callbacks=writers,
@@ -80,8 +83,8 @@ class Command:
 
     def config(self, args: argparse.Namespace) -> TrainConfig:
         """The recipe's defaults (or a chosen variant's, or a run's) with every flag applied."""
-        base = next((v.config for v in self.variants if getattr(args, v.name, False)),
-                    self.defaults)
+        chosen = self._chosen(args)
+        base = chosen.config if chosen else self.defaults
         if args.from_run:
             base = _config_of_run(args.from_run)
         model_options = given(args, self._model_class(base))
@@ -93,6 +96,20 @@ class Command:
         return base.replace(model=model, model_options={**base.model_options, **model_options},
                             data_options={**base.data_options, **data_options},
                             **given(args, type(self.defaults)))
+
+    def cpu_recipe(self, args: argparse.Namespace):
+        """The recipe `<name>.cpu` (sized for a CPU) to suggest where a run is slow on one;
+        None where there is none, or it is the one chosen."""
+        chosen = self._chosen(args)
+        return None if chosen and chosen.name == "cpu" else RECIPES.get(f"{self.name}.cpu")
+
+    @property
+    def name(self) -> str:
+        """The recipe's name in RECIPES: fashion_nin for jaxnin.experiments.fashion_nin."""
+        return self.prog.rsplit(".", 1)[-1]
+
+    def _chosen(self, args: argparse.Namespace) -> Variant | None:
+        return next((v for v in self.variants if getattr(args, v.name, False)), None)
 
     def _model_class(self, config: TrainConfig) -> type:
         from jaxnin.models import model_class

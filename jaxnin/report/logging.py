@@ -4,6 +4,7 @@
 clu.metric_writers is the pattern); the training engine knows none of them. Each writer loads
 what it needs (tqdm, tensorboardX, matplotlib) when it is made, never on import.
 """
+import contextlib
 import json
 import sys
 import time
@@ -12,14 +13,28 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin.files import write_json  # also imported from here by the recipes' code
+from jaxnin.report.estimate import (Workload, clock_text, cost_from_record, cost_from_step,
+                                    duration_text, expected_line, seconds_left, step_seconds)
 
 
 def print_line(text: str) -> None:
-    """`text` and its newline in one write to stdout. print() writes them apart, and a Ctrl-C
-    landing between the two (unbuffered output, as under PYTHONUNBUFFERED) left the line open,
-    so the error line was glued to it (seen in tests/test_terminal.py)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    """`text` and its newline in one write to stdout, on a line of its own while a bar shows.
+
+    print() writes them apart, and a Ctrl-C landing between the two (unbuffered output, as
+    under PYTHONUNBUFFERED) left the line open, so the error line was glued to it (seen in
+    tests/test_terminal.py).
+    """
+    with _bars_cleared():
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def _bars_cleared():
+    """A context in which tqdm's bars are wiped from the screen, redrawn after it. A line
+    written onto a bar's line kept the bar's text before it, a stale 0 % bar (issue 26).
+    tqdm is only asked where it is loaded: without it no bar can be showing."""
+    tqdm = sys.modules.get("tqdm")
+    return tqdm.tqdm.external_write_mode(file=sys.stdout) if tqdm else contextlib.nullcontext()
 
 
 class HistoryFile:
@@ -46,22 +61,39 @@ class HistoryFile:
 class Console:
     """Epoch lines on stdout and, on a terminal, a bar on stderr that moves within an epoch.
 
-    Where output is not a terminal (a log file, CI) there is no bar, only plain lines.
+    Given a `work` (jaxnin.report.estimate.Workload), it also says what the whole run will
+    take, in one `expected: ...` line as soon as the step time is known (a few steps after the
+    compile; where an epoch is one device program, after the first epoch), and shows the time
+    left in the whole run on the bar and after each epoch's line. Every time is read from
+    `clock` (tests pass a fake one). Where output is not a terminal (a log file, CI) there is
+    no bar, only plain lines. The bar is cleared when an epoch ends and by `close()`, which fit
+    calls however the run ends.
     """
 
-    def __init__(self, epochs: int, stream=None):
+    def __init__(self, epochs: int, stream=None, *, work: Workload | None = None,
+                 clock=time.perf_counter):
         self.epochs = epochs
         self._stream = stream or sys.stderr
+        self._work, self._clock = work, clock
         self._bar = None
         self._compile_started = None
+        self._run_started = None  # the run's time counts from its compile
+        self._first_epoch = self._epoch = self._steps = None
+        self._first_report = None  # (clock, steps done) at this epoch's first report
+        self._cost = None  # an EpochCost: from the steps, then from each finished epoch
+        self._said = False  # the expected line is printed once
 
     def compiling(self) -> None:
         """Called before the first epoch of a process, whose first step compiles."""
-        self._compile_started = time.perf_counter()
+        self._compile_started = self._run_started = self._clock()
         print_line("compiling the training step and the evaluation (first epoch of this "
                    "process) ...")
 
     def epoch_started(self, epoch: int, steps: int | None) -> None:
+        if self._run_started is None:
+            self._run_started = self._clock()
+        self._first_epoch = self._first_epoch or epoch
+        self._epoch, self._steps, self._first_report = epoch, steps, None
         if steps and _is_terminal(self._stream):
             from tqdm import tqdm
 
@@ -69,19 +101,54 @@ class Console:
                              leave=False, dynamic_ncols=True, file=self._stream)
 
     def steps_done(self, done: int) -> None:
+        now = self._clock()
         if self._compile_started is not None:  # the first step is back: compiling is over
-            print_line(f"first step done {time.perf_counter() - self._compile_started:.1f} s "
+            print_line(f"first step done {now - self._compile_started:.1f} s "
                        "after compiling started")
             self._compile_started = None
+        if self._work is not None and self._steps:
+            self._measure(now, done)
         if self._bar is not None:
+            if self._cost is not None:
+                left = seconds_left(self._cost, self._epochs_after(), done / self._steps)
+                self._bar.set_postfix_str(f"run {clock_text(left)} left", refresh=False)
             self._bar.update(done - self._bar.n)
 
     def epoch(self, record: dict, state=None) -> None:
         self._close_bar()
-        print_line(epoch_line(record))
+        line, left = epoch_line(record), None
+        if self._work is not None:
+            self._cost = cost_from_record(record)
+            left = seconds_left(self._cost, self._epochs_after())
+            line += f"  run: about {duration_text(left)} left" if left else ""
+        print_line(line)
+        if left and not self._said:  # no step was timed within the epoch (fused, or short)
+            self._say_expected(left)
 
     def close(self) -> None:
         self._close_bar()
+
+    def _measure(self, now: float, done: int) -> None:
+        """The epoch's step time, once enough steps are in; the first time, the line."""
+        if self._first_report is None:  # the step before it waited for the compile
+            self._first_report = (now, done)
+            return
+        if self._cost is not None and self._cost.measured:
+            return  # a finished epoch's times beat a few steps'
+        step_s = step_seconds(self._first_report, (now, done))
+        if step_s is not None:
+            self._cost = cost_from_step(step_s, self._steps, self._work)
+            if not self._said:
+                self._say_expected(seconds_left(self._cost, self._epochs_after(),
+                                                done / self._steps))
+
+    def _say_expected(self, left: float) -> None:
+        total = self._clock() - self._run_started + left
+        print_line(expected_line(total, self._first_epoch, self._work, self._cost))
+        self._said = True
+
+    def _epochs_after(self) -> int:
+        return self._work.epochs - self._epoch
 
     def _close_bar(self) -> None:
         if self._bar is not None:
