@@ -7,13 +7,23 @@ classes in the last epoch when there are any (history.json); the last columns ar
 std over seeds (ddof 0, as the runs print it), the minimum, and how many seeds reach --reach.
 """
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from jaxnin.cli import ArgumentParser, add_flags, options_from
 from jaxnin.errors import JaxninError
+from jaxnin.options import Range, option
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedTableOptions:
+    """The table's options, beside its NAME=RUN_DIR arguments."""
+    reach: float = option(0.90, "the accuracy whose reaching seeds are counted",
+                          within=Range(0, 1))
 
 
 def read_run(folder: Path) -> dict:
@@ -47,17 +57,18 @@ def table(runs: dict[str, dict], reach: float) -> str:
 
 
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnin.report.seed_table",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m jaxnin.report.seed_table", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
-    parser.add_argument("--reach", type=float, default=0.90, help="the figure to count")
+    add_flags(parser, SeedTableOptions())
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    options = options_from(SeedTableOptions, args)
     runs = {}
     for spec in args.runs:
         name, _, folder = spec.rpartition("=")
         runs[name or folder] = read_run(Path(folder))
-    print(table(runs, args.reach))
+    print(table(runs, options.reach))
     return 0
 
 
