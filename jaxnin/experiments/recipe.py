@@ -46,7 +46,12 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """A recipe's command line: its defaults, its variants, its option flags, its workdir."""
+    """A recipe's command line: its defaults, its variants, its option flags, its workdir.
+
+    The default workdir is runs/<workdir_name>: `run_name`, then a `<key>-<value>` token for
+    each value that changes the training and differs from the recipe or chosen variant
+    (keys in `shown`, which `run_name` shows itself, excepted), then `_seeds<K>`.
+    """
     prog: str
     description: str
     defaults: TrainConfig
