@@ -136,15 +136,13 @@ class RunOptions:
     a tool's own options extend these."""
     data_dir: str | None = option(None, "where the dataset's files are, if not as in the run")
     seed: int | None = option(None, "for a run of several seeds (--seeds K): which seed's "
-                              "model to use [the first]", within=SEED)
+                              "model [the first]", within=SEED)
 
 
-def add_run_flags(parser, verb: str, options: RunOptions = RunOptions()) -> None:
+def add_run_flags(parser, options: RunOptions = RunOptions()) -> None:
     """RUN_DIR, then a flag per option of `options` (RunOptions or a tool's extension of it)."""
     parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
-    add_flags(parser, options, help_overrides={
-        "seed": f"for a run of several seeds (--seeds K): which seed's model to {verb} "
-                "[the first]"})
+    add_flags(parser, options)
 
 
 def options_from(cls, args, **fixed):

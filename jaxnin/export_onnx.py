@@ -209,7 +209,7 @@ def _conversion_logs_muted():
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.export_onnx", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_flags(parser, "export", ExportOptions())
+    add_run_flags(parser, ExportOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

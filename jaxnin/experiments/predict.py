@@ -69,7 +69,7 @@ def _cannot_write(out: Path, why: str):
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.experiments.predict", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_flags(parser, "use", PredictOptions())
+    add_run_flags(parser, PredictOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

@@ -46,12 +46,8 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """A recipe's command line: its defaults, its variants, its option flags, its workdir.
-
-    The default workdir is runs/<workdir_name>: `run_name`, then a `<key>-<value>` token for
-    each value that changes the training and differs from the recipe or chosen variant
-    (keys in `shown`, which `run_name` shows itself, excepted), then `_seeds<K>`.
-    """
+    """A recipe's command line: its defaults, its variants, its option flags, its workdir
+    (runs/<workdir_name> by default, named as the module's docstring says)."""
     prog: str
     description: str
     defaults: TrainConfig
