@@ -1,6 +1,7 @@
 """What every command-line entry point shares: one-line errors, --debug, quiet libraries, and
 an end that explains itself (jaxnin.guard)."""
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -11,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 from jaxnin import guard
 from jaxnin.errors import JaxninError
-from jaxnin.options import flag_fields, value_type
+from jaxnin.options import COUNT, INT32_MAX, SEED, Range, check_values, flag_fields, option, value_type
 
 # dest -> the flag a user types, of the command being run: library errors name a field in
 # backticks (`batch_size`), and the command line says it as its flag (--batch-size).
@@ -100,16 +101,23 @@ def add_flags(parser, defaults, *, help_overrides: Mapping[str, str] | None = No
                             **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class DistributedOptions:
+    """The distributed runtime's flags (see jaxnin.train.sharding.initialize_distributed)."""
+    distributed: bool = option(False, "train over several processes (hosts) with "
+                               "jax.distributed; without the three flags below JAX reads them "
+                               "from the environment (JAX_COORDINATOR_ADDRESS, SLURM, Open "
+                               "MPI, ...)")
+    coordinator: str | None = option(None, "address HOST:PORT of process 0's coordinator "
+                                     "service (implies --distributed)")
+    num_processes: int | None = option(None, "how many processes take part", within=COUNT)
+    process_id: int | None = option(None, "this process's rank, 0..N-1",
+                                    within=Range(0, INT32_MAX - 1))
+
+
 def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     """--coordinator, --num-processes, --process-id and --distributed (cluster auto-detection)."""
-    add = parser.add_argument
-    add("--distributed", action="store_true", help="train over several processes (hosts) with "
-        "jax.distributed; without the three flags below JAX reads them from the environment "
-        "(JAX_COORDINATOR_ADDRESS, SLURM, Open MPI, ...)")
-    add("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator "
-        "service (implies --distributed)")
-    add("--num-processes", type=int, metavar="N", help="how many processes take part")
-    add("--process-id", type=int, metavar="I", help="this process's rank, 0..N-1")
+    add_flags(parser, DistributedOptions())
 
 
 def initialize_from_flags(args: argparse.Namespace) -> bool:
@@ -117,16 +125,34 @@ def initialize_from_flags(args: argparse.Namespace) -> bool:
     jaxnin.train.sharding.initialize_distributed). Returns whether the run is distributed."""
     from jaxnin.train.sharding import initialize_distributed
 
-    return initialize_distributed(args.coordinator, args.num_processes, args.process_id,
-                                  auto=args.distributed)
+    flags = options_from(DistributedOptions, args)
+    return initialize_distributed(flags.coordinator, flags.num_processes, flags.process_id,
+                                  auto=flags.distributed)
 
 
-def add_run_flags(parser, verb: str) -> None:
-    """The flags every tool over a finished run takes: RUN_DIR, --data-dir and --seed."""
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """The options of every tool over a finished run (whose folder, RUN_DIR, comes first);
+    a tool's own options extend these."""
+    data_dir: str | None = option(None, "where the dataset's files are, if not as in the run")
+    seed: int | None = option(None, "for a run of several seeds (--seeds K): which seed's "
+                              "model [the first]", within=SEED)
+
+
+def add_run_flags(parser, options: RunOptions = RunOptions()) -> None:
+    """RUN_DIR, then a flag per option of `options` (RunOptions or a tool's extension of it)."""
     parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
-    parser.add_argument("--data-dir", help="where the dataset's files are, if not as in the run")
-    parser.add_argument("--seed", type=int, help="for a run of several seeds (--seeds K): "
-                        f"which seed's model to {verb} [the first]")
+    add_flags(parser, options)
+
+
+def options_from(cls, args, **fixed):
+    """Options dataclass `cls` from parsed flags (each made by add_flags): the typed values,
+    converted, else `cls`' defaults, with `fixed` for fields that have no flag. Every value
+    is checked against its declared range before the command does any work: a JaxninError
+    names the first field out of range (run_main says it as the flag)."""
+    options = cls(**given(args, cls), **fixed)
+    check_values(options)
+    return options
 
 
 def given(args, cls) -> dict:

@@ -21,9 +21,9 @@ from the run's own bf16 logits.
 """
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 
@@ -33,10 +33,11 @@ import numpy as np
 
 import jaxnin
 from jaxnin import files
-from jaxnin.cli import ArgumentParser, add_run_flags, run_main
+from jaxnin.cli import ArgumentParser, RunOptions, add_run_flags, options_from, run_main
 from jaxnin.data.pipeline import preprocess, resize_matrix
 from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
+from jaxnin.options import COUNT, POSITIVE, option
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.runs import Run, load_run
 from jaxnin.train.run_dir import Restored
@@ -50,11 +51,22 @@ INSTALL_HINT = ('pip install "onnx>=1.20.1" "onnx-ir>=0.2.1" "onnxruntime>=1.24.
                 'pip install --no-deps "jax2onnx>=0.17.1"')
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportOptions(RunOptions):
+    """export_onnx's options, beside RUN_DIR."""
+    checkpoint: str = option("best_loss", "which checkpoint to export",
+                             choices=("latest", *BEST_BY))
+    out: str | None = option(None, "where to write the model [RUN_DIR/model.onnx]")
+    batch: int = option(64, "test images the export is checked on", within=COUNT)
+    tolerance: float = option(TOLERANCE, "largest max abs logit difference accepted",
+                              within=POSITIVE)
+
+
 def main(argv) -> int:
-    args = _parser().parse_args(argv)
-    _check_flags(args)
+    parsed = _parser().parse_args(argv)
+    args = options_from(ExportOptions, parsed)
     onnx, ort, to_onnx = _exporters()
-    run = load_run(args.run_dir, args.seed, args.data_dir)
+    run = load_run(parsed.run_dir, args.seed, args.data_dir)
     restored = run.restored(args.checkpoint)
     model = create_model(run.config.model, num_classes=len(run.class_names), dtype=jnp.float32,
                          **run.config.model_options)
@@ -194,24 +206,10 @@ def _conversion_logs_muted():
         logging.disable(logging.NOTSET)
 
 
-def _check_flags(args) -> None:
-    if args.batch < 1:
-        raise JaxninError(f"--batch must be at least 1, got {args.batch}")
-    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
-        raise JaxninError(f"--tolerance must be a positive number, got {args.tolerance}")
-
-
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.export_onnx", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_flags(parser, "export")
-    parser.add_argument("--checkpoint", default="best_loss", choices=("latest", *BEST_BY),
-                        help="which checkpoint to export [best_loss]")
-    parser.add_argument("--out", help="where to write the model [RUN_DIR/model.onnx]")
-    parser.add_argument("--batch", type=int, default=64,
-                        help="test images the export is checked on [64]")
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
-                        help=f"largest max abs logit difference accepted [{TOLERANCE:g}]")
+    add_run_flags(parser, ExportOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

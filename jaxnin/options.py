@@ -46,6 +46,7 @@ def _number(value) -> str:
 INT32_MAX = 2**31 - 1  # step counters are int32 on the device
 COUNT = Range(1, INT32_MAX)  # a number of things that must exist: epochs, examples, ...
 POSITIVE = Range(0, low_open=True)
+SEED = Range(0, 2**32 - 1)  # what jax.random.PRNGKey and NumPy's generators take
 
 
 def option(default: Any = None, help: str = "", *, flag: bool = True,

@@ -94,7 +94,7 @@ def default_workdir(config: TrainConfig) -> Path:
 
 def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: bool,
                 callbacks: list, progress):
-    prepare_workdir(workdir, resume)
+    prepare_workdir(workdir, resume, config)
     sync("workdir checked")  # before any process creates the checkpoint folders in it
     mesh = data_mesh()
     train = shard_split(data.train_images[:config.limit_train],
@@ -240,11 +240,13 @@ def _make_writable(workdir: Path) -> None:
                           "choose another `workdir`") from None
 
 
-def prepare_workdir(workdir: Path, resume: bool) -> Path:
+def prepare_workdir(workdir: Path, resume: bool, config: TrainConfig | None = None) -> Path:
     """Check `workdir` for this kind of start; a run that never finished an epoch is cleared.
 
-    A fresh start over a run with finished epochs is refused (nothing is ever overwritten);
-    one over a run that saved nothing (Ctrl-C in epoch 1, a crash) starts again in its place.
+    A fresh start over a run with finished epochs is refused (nothing is ever overwritten):
+    where that run's config differs from `config`, naming each difference and asking for
+    another workdir (a resume could not work either); else advising `resume`. One over a run
+    that saved nothing (Ctrl-C in epoch 1, a crash) starts again in its place.
     """
     _make_writable(workdir)
     if is_primary():
@@ -254,11 +256,34 @@ def prepare_workdir(workdir: Path, resume: bool) -> Path:
         raise JaxninError(f"`resume`: {workdir} holds no run (no run.json); "
                           "start one there without `resume`")
     if not resume and finished:
-        raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s): "
-                          "resume it (`resume`) to continue it, or choose another `workdir`")
+        changed = _changes_from(workdir, config)
+        if changed:
+            raise JaxninError(f"{workdir} already holds a different run, with {finished} "
+                              f"finished epoch(s) ({changed}): choose another `workdir`")
+        raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s) "
+                          "of this config: add `resume` to continue it, or choose another "
+                          "`workdir`")
     if not resume and is_primary():
         clear_unfinished(workdir)
     return workdir
+
+
+def _changes_from(workdir: Path, config: TrainConfig | None) -> str:
+    """How `config` differs from the run's in `workdir` ("lr was 0.1, now 0.2; ..."); empty
+    where it does not, or where the run's config cannot be read (a resume then says why)."""
+    if config is None:
+        return ""
+    try:
+        previous = run_config(workdir)
+    except JaxninError:
+        return ""
+    return changes_text(previous, config)
+
+
+def changes_text(previous: TrainConfig, config: TrainConfig) -> str:
+    """Each key where the configs differ (changed_keys), as "lr was 0.1, now 0.2", joined."""
+    return ", ".join(f"{k} was {getattr(previous, k)!r}, now {getattr(config, k)!r}"
+                     for k in previous.changed_keys(config))
 
 
 def clear_unfinished(workdir: Path) -> None:
@@ -281,12 +306,10 @@ def resume_run(store: CheckpointStore, fresh, workdir: Path, config: TrainConfig
     except JaxninError as err:
         raise JaxninError(f"`resume`: {err}; restore it from a copy, or start a fresh "
                           "`workdir`") from None
-    changed = previous.changed_keys(config)
+    changed = changes_text(previous, config)
     if changed:
-        raise JaxninError(f"`resume` with a different config in {workdir}: "
-                          + ", ".join(f"{k} was {getattr(previous, k)!r}, now "
-                                      f"{getattr(config, k)!r}" for k in changed)
-                          + "; resume with the original config or use a new `workdir`")
+        raise JaxninError(f"`resume` with a different config in {workdir}: {changed}; resume "
+                          "with the original config or use a new `workdir`")
     check_resume_epochs(config.schedule, previous.epochs, config.epochs)
     restored = store.restore("latest", fresh)
     if restored is None:

@@ -3,12 +3,21 @@
 Every option the model's module declares (jaxnin.options.option) is a flag here, as in the
 recipes' commands: `python -m jaxnin.summary nin --help` lists NiN's.
 """
+import dataclasses
 import sys
 
-from jaxnin.cli import ArgumentParser, add_flags, given, run_main
+from jaxnin.cli import ArgumentParser, add_flags, given, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.models import DEFAULT_INPUT_SHAPES, MODELS, create_model, model_class
+from jaxnin.options import COUNT, option
 from jaxnin.report.summary import summarize
+
+
+@dataclasses.dataclass(frozen=True)
+class SummaryOptions:
+    """The summary's own options, beside MODEL and the model's options."""
+    input_shape: str | None = option(None, "H,W,C of one example [the recipe's]")
+    num_classes: int = option(10, "classes of the output layer", within=COUNT)
 
 
 def main(argv) -> int:
@@ -17,10 +26,11 @@ def main(argv) -> int:
     first.add_argument("model", nargs="?")
     parser = _parser(first.parse_known_args(argv)[0].model)
     args = parser.parse_args(argv)
-    shape = _input_shape(args.input_shape) if args.input_shape else DEFAULT_INPUT_SHAPES[args.model]
+    own = options_from(SummaryOptions, args)
+    shape = _input_shape(own.input_shape) if own.input_shape else DEFAULT_INPUT_SHAPES[args.model]
     options = given(args, model_class(args.model))
-    model = create_model(args.model, num_classes=args.num_classes, **options)
-    print(f"{args.model} for input {shape}, {args.num_classes} classes")
+    model = create_model(args.model, num_classes=own.num_classes, **options)
+    print(f"{args.model} for input {shape}, {own.num_classes} classes")
     print(summarize(model, shape).table())
     return 0
 
@@ -28,8 +38,7 @@ def main(argv) -> int:
 def _parser(model: str | None = None):
     parser = ArgumentParser(prog="python -m jaxnin.summary", description=__doc__)
     parser.add_argument("model", choices=sorted(MODELS))
-    parser.add_argument("--input-shape", help="H,W,C of one example (default: the recipe's)")
-    parser.add_argument("--num-classes", type=int, default=10)
+    add_flags(parser, SummaryOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     if model in MODELS:
         add_flags(parser.add_argument_group(f"{model} options"), model_class(model)())

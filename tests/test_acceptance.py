@@ -94,8 +94,8 @@ def test_a_budget_too_small_runs_nothing_and_says_why(tmp_path, shared_data):
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--budget-s", "0"], "--budget-s must be a positive number of seconds, got 0.0"),
-    (["--budget-s", "nan"], "--budget-s must be a positive number of seconds, got nan"),
+    (["--budget-s", "0"], "--budget-s must be above 0, got 0.0"),
+    (["--budget-s", "nan"], "--budget-s must be a finite number, got nan"),
     (["--archive", "{blocker}/records.tar.gz"], "records.tar.gz cannot be written ("),
 ])
 def test_a_meaningless_budget_or_an_unwritable_archive_is_refused_before_any_run(

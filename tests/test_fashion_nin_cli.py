@@ -66,7 +66,14 @@ def test_missing_data_folder_fails_fast_in_one_line(tmp_path):
 
 
 def test_default_workdir_is_named_as_seed_000_does(shared_data, fashion, data_cache, tmp_path):
-    result = run(["--data-dir", str(shared_data), "--epochs", "1", "--resize", "67",
-                  "--limit-train", "128", "--limit-test", "100"], data_cache, cwd=tmp_path)
+    """Seed 000's name, then what differs from the recipe; the same command again is this run."""
+    flags = ["--data-dir", str(shared_data), "--epochs", "1", "--resize", "67",
+             "--limit-train", "128", "--limit-test", "100"]
+    result = run(flags, data_cache, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "runs" / "NiN_in1_out10_lr0.1_ep1" / "history.json").is_file()
+    name = "NiN_in1_out10_lr0.1_ep1_limit-test-100_limit-train-128_resize-67"
+    assert (tmp_path / "runs" / name / "history.json").is_file()
+    again = run(flags, data_cache, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert f"runs/{name} already holds a run with 1 finished epoch(s) of this config: add " \
+           "--resume" in again.stderr

@@ -173,5 +173,10 @@ def test_resume_refuses_a_changed_config(fashion, tmp_path):
     fit(dataclasses.replace(TINY, epochs=1), fashion, tmp_path)
     with pytest.raises(JaxninError, match="lr was 0.05, now 0.1"):
         fit(dataclasses.replace(TINY, lr=0.1), fashion, tmp_path, resume=True)
-    with pytest.raises(JaxninError, match="already holds a run with 1 finished epoch"):
+    with pytest.raises(JaxninError, match="already holds a run with 1 finished epoch.*add `resume`"):
         fit(TINY, fashion, tmp_path)
+    # A fresh start of another config: its differences, and another workdir (a resume could
+    # not work), never `resume`.
+    with pytest.raises(JaxninError, match=r"already holds a different run, with 1 finished "
+                       r"epoch\(s\) \(lr was 0.05, now 0.1\): choose another `workdir`$"):
+        fit(dataclasses.replace(TINY, lr=0.1), fashion, tmp_path)

@@ -80,7 +80,7 @@ def test_predict_prints_twenty_lines_and_writes_the_grid(shared_data, mnist, dat
     assert "best_acc checkpoint from epoch 1" in result.stdout
     assert (tmp_path / "predictions.png").read_bytes()[:4] == b"\x89PNG"
     assert run_main(predict.main, [str(tmp_path), "--count", "0"]) == 2  # in-process: no start-up
-    assert capsys.readouterr().err.strip() == "error: --count must be at least 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: --count must be in [1, 2147483647], got 0"
     every = run("predict", [str(tmp_path), "--count", "100000", "--out",
                             str(tmp_path / "all.png")], data_cache)
     assert every.returncode == 0, every.stderr

@@ -36,3 +36,15 @@ def test_runs_of_other_seeds_or_unfinished_ones_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(JaxninError, match="holds no finished run"):
         seed_table.read_run(tmp_path / "empty")
+
+
+def test_two_runs_of_one_name_are_refused_naming_both_folders(tmp_path, capsys):
+    a = finished_run(tmp_path / "a", [0, 1], [1.0, 0.9], [0, 0])
+    b = finished_run(tmp_path / "b", [0, 1], [0.8, 0.7], [0, 0])
+    assert list(seed_table.named_runs([f"x={a}", str(b)])) == ["x", str(b)]
+    from jaxnin.cli import run_main
+
+    for specs in ([f"x={a}", f"x={b}"], [str(a), f"{a}={b}"]):
+        assert run_main(seed_table.main, specs) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{a} and {b}" in err and "NAME=RUN_DIR" in err, err

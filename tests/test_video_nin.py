@@ -74,7 +74,7 @@ def test_end_to_end_on_tiny_clips(clips_dir, tmp_path):
     cache = tmp_path / "cache"
     result = run(["--clips-dir", str(clips_dir), "--epochs", "1", *TINY], cache, tmp_path)
     assert result.returncode == 0, result.stderr
-    name = "NiN_input_channels4_output_channels3_lr0.001_epochs1"
+    name = "NiN_input_channels4_output_channels3_lr0.001_epochs1_batch-size-4_resize-none_size-67"
     assert "(decoded, " in result.stdout and f"-> runs/{name}" in result.stdout
     workdir = tmp_path / "runs" / name
     record = json.loads((workdir / "run.json").read_text())

@@ -16,7 +16,7 @@ file) exceeds the time left, says which it skipped and why, and stops a run that
 overruns at the end of the budget.
 """
 import argparse
-import math
+import dataclasses
 import os
 import re
 import subprocess
@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from jaxnin.cli import ArgumentParser
+from jaxnin.cli import ArgumentParser, add_flags, options_from
 from jaxnin.errors import JaxninError
+from jaxnin.options import POSITIVE, option
 
 REPO = Path(__file__).resolve().parents[2]
 # The code the records depend on: the commit in the table's header is marked where it differs.
@@ -33,9 +34,30 @@ CODE = ("jaxnin", "experiments/*.py", "pyproject.toml")
 PROBE = "import jax; d = jax.devices()[0]; print(d.device_kind); print(d.platform)"
 
 
+@dataclasses.dataclass(frozen=True)
+class AcceptanceOptions:
+    """The runner's command line."""
+    parts: str | None = option(None, "comma-separated subset of smoke,accuracy,speed,ablation "
+                               "[all]")
+    runs: str | None = option(None, "comma-separated run keys (see --plan) within --parts [all]")
+    plan: bool = option(False, "print the runs with their estimated GPU time and exit")
+    budget_s: float | None = option(None, "seconds this call may take; runs whose estimate "
+                                    "does not fit are skipped and named [no limit]",
+                                    within=POSITIVE)
+    data_dir: str | None = option(None, "folder with fashion_mnist/ and mnist/, four .gz files "
+                                  "each [$JAXNIN_DATA_DIR]")
+    out: str = option("experiments", "where records go")
+    scratch: str = option("runs/acceptance", "training workdirs (checkpoints), never packed")
+    archive: str | None = option(None, "after every run, pack this call's records into this "
+                                 ".tar.gz (at most 16 MiB; unpack with tar -xzf ARCHIVE -C OUT)")
+    tiny: bool = option(False, "CPU sizes and one run of each kind, for tests")
+    redo: bool = option(False, "rerun runs already recorded for this device kind")
+
+
 def main(argv) -> int:
-    args = _parser().parse_args(argv)
-    _check_args(args)  # before any run: a bad value must not cost the first part's hour
+    # Every value is checked before any run: a bad one must not cost the first part's hour.
+    args = options_from(AcceptanceOptions, _parser().parse_args(argv))
+    _check_archive(args.archive)
     import jax
 
     # This process only plans: were it to touch the GPU, JAX would reserve its memory here
@@ -155,41 +177,23 @@ def _header(device: str, ctx, args, argv) -> list[str]:
             "figures, see experiments/acceptance/README.md), --parts, or not reached yet"]
 
 
-def _check_args(args) -> None:
-    """Refuse, in one line, a budget with no meaning and an archive that cannot be written."""
-    if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
-        raise JaxninError(f"--budget-s must be a positive number of seconds, got "
-                          f"{args.budget_s} (leave it out for no limit)")
-    if args.archive:
-        folder = Path(args.archive).absolute().parent
+def _check_archive(archive: str | None) -> None:
+    """Refuse, in one line, an archive that cannot be written."""
+    if archive:
+        folder = Path(archive).absolute().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".{Path(args.archive).name}.probe-{os.getpid()}"
+            probe = folder / f".{Path(archive).name}.probe-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as err:
-            raise JaxninError(f"--archive {args.archive} cannot be written ({err.strerror}): "
+            raise JaxninError(f"--archive {archive} cannot be written ({err.strerror}): "
                               "choose a writable path") from None
 
 
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m experiments.acceptance", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = p.add_argument
-    add("--parts", help="comma-separated subset of smoke,accuracy,speed,ablation [all]")
-    add("--runs", help="comma-separated run keys (see --plan) within --parts [all]")
-    add("--plan", action="store_true", help="print the runs with their estimated GPU time "
-        "and exit")
-    add("--budget-s", type=float, help="seconds this call may take; runs whose estimate does "
-        "not fit are skipped and named [no limit]")
-    add("--data-dir", help="folder with fashion_mnist/ and mnist/, four .gz files each "
-        "[$JAXNIN_DATA_DIR]")
-    add("--out", default="experiments", help="where records go [experiments]")
-    add("--scratch", default="runs/acceptance", help="training workdirs (checkpoints), "
-        "never packed [runs/acceptance]")
-    add("--archive", help="after every run, pack this call's records into this .tar.gz "
-        "(at most 16 MiB; unpack with tar -xzf ARCHIVE -C OUT)")
-    add("--tiny", action="store_true", help="CPU sizes and one run of each kind, for tests")
-    add("--redo", action="store_true", help="rerun runs already recorded for this device kind")
-    add("--debug", action="store_true", help="show tracebacks")
+    add_flags(p, AcceptanceOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p

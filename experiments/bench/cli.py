@@ -34,11 +34,10 @@ import jaxnin
 from experiments.bench import overrides, policy, report, tta
 from experiments.bench.jaxnin_side import TRAIN_FLOPS_NOTE
 from experiments.bench.worker import REPO, run_in_child, run_job
-from jaxnin.cli import ArgumentParser
+from jaxnin.cli import ArgumentParser, add_flags, options_from
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
-from jaxnin.cli import add_flags, given
-from jaxnin.options import option
+from jaxnin.options import COUNT, POSITIVE, Range, option
 from jaxnin.recipes import recipe
 from jaxnin.train.config import TrainConfig
 from jaxnin.versions import git_commit
@@ -154,7 +153,7 @@ class Settings:
             batch_sizes = {m: (configs[m].batch_size,) for m in models}
         else:
             batch_sizes = {m: BATCH_SIZES[m] for m in models}
-        steps = {m: args.steps or (TINY_STEPS if tiny else STEPS[m]) for m in models}
+        steps = {m: _or(args.steps, TINY_STEPS if tiny else STEPS[m]) for m in models}
         variants = () if args.no_torch else tuple(_choices(args.torch_variants, TORCH_VARIANTS,
                                                            "--torch-variants"))
         if args.skip_tta and args.tta_only:
@@ -166,7 +165,7 @@ class Settings:
         return cls(models=models, dtypes=_choices(dtypes, DTYPES, "--dtypes"),
                    precisions=_choices(args.precisions, policy.PRECISIONS, "--precisions"),
                    batch_sizes=batch_sizes, steps=steps,
-                   repeats=args.repeats or (TINY_REPEATS if tiny else 3),
+                   repeats=_or(args.repeats, TINY_REPEATS if tiny else 3),
                    torch_variants=variants, compile=not (args.no_compile or tiny),
                    compile_mode=args.compile_mode, num_workers=args.num_workers,
                    in_process=args.in_process, job_timeout=args.job_timeout,
@@ -184,7 +183,7 @@ class Settings:
         plain = cls.from_args(dataclasses.replace(
             args, cpu_compare=False, models=",".join(CPU_COMPARE), batch_sizes=None,
             steps=None, dtypes="float32", precisions="strict",
-            torch_variants="cpu", skip_tta=True, tta_only=False, repeats=args.repeats or 2))
+            torch_variants="cpu", skip_tta=True, tta_only=False, repeats=_or(args.repeats, 2)))
         configs = {m: overrides.apply(overrides.apply(recipe(RECIPES[m]), c["config"]),
                                       plain.overrides) for m, c in CPU_COMPARE.items()}
         return dataclasses.replace(
@@ -430,6 +429,11 @@ def _tta_config(name: str, sets: dict, tiny: bool) -> TrainConfig:
     return overrides.apply(config, sets)
 
 
+def _or(given, default):
+    """`given` where the flag was typed, else `default` (a typed 0 is refused, never this)."""
+    return default if given is None else given
+
+
 def _choices(text: str, valid, flag: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [c for c in chosen if c not in valid]
@@ -443,8 +447,9 @@ def _positive_ints(text: str, flag: str) -> list[int]:
         values = [int(part) for part in text.split(",")]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
-        raise JaxninError(f"{flag} {text!r}: give positive integers, comma-separated, e.g. 128,512")
+    if not values or not all(map(COUNT.contains, values)):
+        raise JaxninError(f"{flag} {text!r}: give positive integers (at most {COUNT.high}), "
+                          "comma-separated, e.g. 128,512")
     return values
 
 
@@ -454,8 +459,10 @@ class BenchOptions:
     models: str = option("nin,vgg11,lenet", "comma-separated")
     batch_sizes: str | None = option(None, "comma-separated, for every model [nin 128,512; "
                                      "vgg11 128; lenet 256]")
-    steps: int | None = option(None, "training steps per timed epoch [nin, vgg11 50; lenet 200]")
-    repeats: int | None = option(None, "timed epochs per measurement, after one warm-up [3]")
+    steps: int | None = option(None, "training steps per timed epoch [nin, vgg11 50; lenet 200]",
+                               within=COUNT)
+    repeats: int | None = option(None, "timed epochs per measurement, after one warm-up [3]",
+                                 within=COUNT)
     dtypes: str | None = option(None, "jaxnin's compute dtypes, comma-separated; params "
                                 "stay float32 [float32,bfloat16; with --set dtype=X: X]")
     precisions: str = option(",".join(policy.PRECISIONS), "fp32 matmul/conv policies, each run "
@@ -471,16 +478,19 @@ class BenchOptions:
                                  "device is the CPU")
     no_compile: bool = option(False, "tuned PyTorch without torch.compile")
     compile_mode: str = option("default", "torch.compile mode for tuned")
-    num_workers: int = option(4, "DataLoader workers of the seed pipeline")
+    num_workers: int = option(4, "DataLoader workers of the seed pipeline (0: in the main "
+                              "process)", within=Range(0, 1024))
     skip_tta: bool = option(False, "throughput only")
     tta_only: bool = option(False, "time to accuracy only")
     tta_recipes: str = option("nin,lenet", "comma-separated")
     tta_precision: str = option("tf32", "fp32 policy of both sides' time-to-accuracy runs "
                                 "(tf32: JAX's GPU default)", choices=policy.PRECISIONS)
-    tta_timeout: float = option(300.0, "seconds before a time-to-accuracy run is stopped")
-    job_timeout: float = option(600.0, "seconds before a throughput child is stopped")
+    tta_timeout: float = option(300.0, "seconds before a time-to-accuracy run is stopped",
+                                within=POSITIVE)
+    job_timeout: float = option(600.0, "seconds before a throughput child is stopped",
+                                within=POSITIVE)
     peak_tflops: float | None = option(None, "bf16 peak for MFU where the device is not in the "
-                                       "table (experiments.bench.peaks)")
+                                       "table (experiments.bench.peaks)", within=POSITIVE)
     profile: bool = option(False, "trace one more jaxnin epoch per measurement (jax.profiler, "
                            "into <out>/profiles/) and report the kernels that dominate it")
     in_process: bool = option(False, "measure jaxnin in this process, not one child per job (CPU "
@@ -492,8 +502,8 @@ class BenchOptions:
 
     @classmethod
     def from_args(cls, args) -> "BenchOptions":
-        return dataclasses.replace(cls(), **given(args, cls),
-                                   set=tuple(getattr(args, "set", None) or ()))
+        """The options of parsed flags, each checked against its declared range."""
+        return options_from(cls, args, set=tuple(getattr(args, "set", None) or ()))
 
 
 def parser() -> argparse.ArgumentParser:

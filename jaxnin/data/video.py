@@ -31,7 +31,7 @@ from jaxnin import files
 from jaxnin.data import clips
 from jaxnin.data.dataset import ImageDataset, resolve_cache_dir, scratch_beside
 from jaxnin.errors import JaxninError
-from jaxnin.options import Range, check_values, option
+from jaxnin.options import SEED, Range, check_values, option
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ClipOptions:
                                "when the folder has no train/ and test/ folders",
                                within=Range(0, 1, low_open=True, high_open=True))
     split_seed: int = option(DEFAULT_SPLIT_SEED, "seeds that split and the clips' order",
-                             within=Range(0, 2**32 - 1))
+                             within=SEED)
 
 
 @dataclasses.dataclass(frozen=True)

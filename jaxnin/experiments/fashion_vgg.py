@@ -33,6 +33,7 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
 
 
 RECIPE = command_of("fashion_vgg", description=__doc__, run_name=run_name,
+                    shown=("model", "config", "lr", "epochs"),  # config: the depth, again
                     model_chooser=("config", lambda config: f"vgg{DEPTHS[config]}"))
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
     return f"LeNet5_in{in_channels}_out{num_classes}_lr{config.lr:g}_ep{config.epochs}{schedule}"
 
 
-RECIPE = command_of("mnist_lenet", description=__doc__, run_name=run_name)
+RECIPE = command_of("mnist_lenet", description=__doc__, run_name=run_name,
+                    shown=("lr", "epochs", "schedule"))
 
 if __name__ == "__main__":
     sys.exit(RECIPE.main())

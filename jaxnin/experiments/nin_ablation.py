@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jax
 
-from jaxnin.cli import ArgumentParser, interrupt_on_sigterm, run_main
+from jaxnin.cli import ArgumentParser, add_flags, interrupt_on_sigterm, options_from, run_main
 from jaxnin.data import load_data
 from jaxnin.errors import JaxninError
 from jaxnin.recipes import RECIPES, recipe
@@ -29,7 +29,8 @@ from jaxnin.report.costs import run_costs
 from jaxnin.report.estimate import Workload
 from jaxnin.report.logging import Console, Curves, write_json
 from jaxnin.run import command_line, fit
-from jaxnin.train.config import NamedConfig, TrainConfig
+from jaxnin.options import option
+from jaxnin.train.config import SEEDS, NamedConfig, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +72,29 @@ QUICK_MAX_BATCH = 64
 FASHION_IMAGE_SHAPE, FASHION_CLASSES = (28, 28, 1), 10
 
 
+@dataclasses.dataclass(frozen=True)
+class AblationOptions:
+    """The ablation's command line."""
+    data_dir: str | None = option(None, "folder holding fashion_mnist/ with the four .gz files "
+                                  "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
+    seeds: int | None = option(None, "seeds per variant [5; 2 with --quick]", within=SEEDS)
+    variants: str | None = option(None, "comma-separated subset of "
+                                  + ",".join(v.key for v in VARIANTS) + " [all]")
+    quick: bool = option(False, "tiny CPU version: resize 67, 256 training examples, 2 epochs, "
+                         "batch <= 64")
+    costs_only: bool = option(False, "train nothing: compile one step of each variant and write "
+                              "costs.md (params, FLOPs, step memory)")
+    workdir: str | None = option(None, "where each variant's run goes "
+                                 "[runs/nin_ablation or runs/nin_ablation_quick]")
+    out: str | None = option(None, "table, plots and JSON [experiments/nin_ablation; with "
+                             "--quick, results/ in --workdir, so runs/nin_ablation_quick/results: "
+                             "pass --out experiments/nin_ablation/quick to refresh the kept one]")
+
+
 def main(argv) -> int:
-    args = _parser().parse_args(argv)
+    args = options_from(AblationOptions, _parser().parse_args(argv))
     variants = _chosen(args.variants)
-    seeds = args.seeds or (2 if args.quick else 5)
+    seeds = args.seeds if args.seeds is not None else (2 if args.quick else 5)
     configs = {v.key: _config(v, seeds, args) for v in variants}
     if args.costs_only:
         return _write_costs(Path(args.out or "experiments/nin_ablation"), variants, configs)
@@ -205,20 +225,7 @@ def _gb(size: int | None) -> str:
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.experiments.nin_ablation", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="folder holding fashion_mnist/ with the four .gz files "
-                        "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
-    parser.add_argument("--seeds", type=int, help="seeds per variant [5; 2 with --quick]")
-    parser.add_argument("--variants", help="comma-separated subset of "
-                        + ",".join(v.key for v in VARIANTS) + " [all]")
-    parser.add_argument("--quick", action="store_true", help="tiny CPU version: resize 67, "
-                        "256 training examples, 2 epochs, batch <= 64")
-    parser.add_argument("--costs-only", action="store_true", help="train nothing: compile one "
-                        "step of each variant and write costs.md (params, FLOPs, step memory)")
-    parser.add_argument("--workdir", help="where each variant's run goes "
-                        "[runs/nin_ablation or runs/nin_ablation_quick]")
-    parser.add_argument("--out", help="table, plots and JSON [experiments/nin_ablation; with "
-                        "--quick, results/ in --workdir, so runs/nin_ablation_quick/results: "
-                        "pass --out experiments/nin_ablation/quick to refresh the kept one]")
+    add_flags(parser, AblationOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

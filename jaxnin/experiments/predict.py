@@ -6,14 +6,16 @@ Prints `predicted: "X", actual: "Y"` for the first N test images, with class nam
 RUN_DIR/predictions.png: the images titled with both labels, wrong predictions in red.
 """
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from jaxnin.cli import ArgumentParser, add_run_flags, run_main
+from jaxnin.cli import ArgumentParser, RunOptions, add_run_flags, options_from, run_main
 from jaxnin.errors import JaxninError
+from jaxnin.options import COUNT, option
 from jaxnin.report.plots import prediction_grid
 from jaxnin.runs import load_run, predict
 
@@ -24,12 +26,19 @@ CHECKPOINT_PREFERENCE = ("best_acc", "best_loss", "latest")
 GRID_MAX = 100
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictOptions(RunOptions):
+    """predict's options, beside RUN_DIR."""
+    count: int = option(20, f"how many test images to predict and print (at most {GRID_MAX} "
+                        "are drawn)", within=COUNT)
+    out: str | None = option(None, "PNG path [RUN_DIR/predictions.png]")
+
+
 def main(argv) -> int:
     args = _parser().parse_args(argv)
-    if args.count < 1:
-        raise JaxninError(f"--count must be at least 1, got {args.count}")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.png"
-    run = load_run(args.run_dir, args.seed, args.data_dir)
+    options = options_from(PredictOptions, args)
+    out = Path(options.out) if options.out else Path(args.run_dir) / "predictions.png"
+    run = load_run(args.run_dir, options.seed, options.data_dir)
     if not out.parent.is_dir():  # said before predicting, not after
         _cannot_write(out, f"{out.parent} is not a folder")
     if not os.access(out.parent, os.W_OK | os.X_OK):
@@ -37,7 +46,7 @@ def main(argv) -> int:
     kind = next(k for k in CHECKPOINT_PREFERENCE if k in ("latest", *run.config.best))
     restored = run.restored(kind)
     data = run.dataset()
-    count = min(args.count, len(data.test_labels))
+    count = min(options.count, len(data.test_labels))
     images, actual = data.test_images[:count], data.test_labels[:count]
     predicted = predict(restored.state, images, run.config.resize, run.config.eval_batch_size)
     print(f"{args.run_dir}: {kind} checkpoint from epoch {restored.epoch}")
@@ -60,10 +69,7 @@ def _cannot_write(out: Path, why: str):
 def _parser():
     parser = ArgumentParser(prog="python -m jaxnin.experiments.predict", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_flags(parser, "use")
-    parser.add_argument("--count", type=int, default=20, help="how many test images to predict "
-                        f"and print (at most {GRID_MAX} are drawn) [20]")
-    parser.add_argument("--out", help="PNG path [RUN_DIR/predictions.png]")
+    add_run_flags(parser, PredictOptions())
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 

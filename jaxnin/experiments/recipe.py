@@ -6,18 +6,34 @@ dataset's (-> config.data_options). Only what belongs to one invocation, not to 
 (--workdir, --resume, --from, --debug, the distributed runtime), is declared here by hand.
 The command shows what `fit` does: the progress, each epoch's line, TensorBoard scalars, the
 curves, and d2l's closing lines.
+
+The default workdir is runs/<name>: the recipe's own name for the run (`run_name`, as its seed
+named its folders), then one `<key>-<value>` token for each value that changes what is trained
+and differs from the recipe (or from the variant chosen, `--tuned`), sorted by key: a training
+option, a model option or a data option, e.g.
+`runs/NiN_in1_out10_lr0.1_ep10_optimizer-adam_resize-96`; then `_seeds<K>` for K seeds. Keys
+the name already shows (`shown`: lr, epochs, ...) and values that do not change what is
+trained (UNNAMED: where the data is, the evaluation batch, which checkpoints are kept, how
+params are placed) add nothing, so a command without such flags keeps its seed's name.
 """
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from jaxnin.cli import (ArgumentParser, add_distributed_flags, add_flags, given,
                         initialize_from_flags, interrupt_on_sigterm, run_main)
 from jaxnin.recipes import RECIPES
-from jaxnin.train.config import TrainConfig
+from jaxnin.train.config import TrainConfig, model_options_in_full
+
+# Fields that do not change what is trained, left out of a run's name: where the data is read
+# from, the evaluation batch, which checkpoints are kept, how params are placed, and `seeds`
+# (its own `_seeds<K>` suffix). The options dicts are compared key by key instead.
+UNNAMED = ("data_dir", "eval_batch_size", "best", "shard_params", "seeds", "model_options",
+           "data_options")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +46,8 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """A recipe's command line: its defaults, its variants, its option flags, its workdir."""
+    """A recipe's command line: its defaults, its variants, its option flags, its workdir
+    (runs/<workdir_name> by default, named as the module's docstring says)."""
     prog: str
     description: str
     defaults: TrainConfig
@@ -42,6 +59,7 @@ class Command:
     model_chooser: tuple[str, Callable[[str], str]] | None = None
     help_overrides: dict = dataclasses.field(default_factory=dict)  # field -> recipe's help
     aliases: dict = dataclasses.field(default_factory=dict)  # field -> extra flag names
+    shown: tuple[str, ...] = ("lr", "epochs")  # the keys `run_name` itself shows
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Entry point for `python -m`: one-line errors, exit code 2, --debug for tracebacks."""
@@ -61,9 +79,8 @@ class Command:
         start = time.perf_counter()
         data = load_data(config.dataset, config.data_dir, config.data_options)
         load_s = time.perf_counter() - start
-        name = self.run_name(config, data.train_images.shape[-1], len(data.class_names))
-        workdir = Path(args.workdir or Path("runs") / (
-            name + (f"_seeds{config.seeds}" if config.seeds > 1 else "")))
+        workdir = Path(args.workdir or Path("runs") / self.workdir_name(
+            config, self.reference(args), data.train_images.shape[-1], len(data.class_names)))
         if is_primary():
             print_line(f"{self.prog}: {config.model} on {config.dataset} ({data.source}, "
                        f"{load_s:.1f} s) -> {workdir}")
@@ -81,12 +98,23 @@ class Command:
             print_line(seed_lines(results))
         return 0
 
+    def workdir_name(self, config: TrainConfig, reference: TrainConfig, in_channels: int,
+                     classes: int) -> str:
+        """The default workdir's name (see the module's docstring): `run_name`, a token per
+        value of `config` that changes what is trained and differs from `reference`, seeds."""
+        tokens = [name_token(key, value) for key, value in sorted(differences(
+            config, reference).items()) if key not in self.shown]
+        seeds = [f"seeds{config.seeds}"] if config.seeds > 1 else []
+        return "_".join([self.run_name(config, in_channels, classes), *tokens, *seeds])
+
+    def reference(self, args: argparse.Namespace) -> TrainConfig:
+        """The recipe the flags start from: the chosen variant's, else this command's."""
+        chosen = self._chosen(args)
+        return chosen.config if chosen else self.defaults
+
     def config(self, args: argparse.Namespace) -> TrainConfig:
         """The recipe's defaults (or a chosen variant's, or a run's) with every flag applied."""
-        chosen = self._chosen(args)
-        base = chosen.config if chosen else self.defaults
-        if args.from_run:
-            base = _config_of_run(args.from_run)
+        base = _config_of_run(args.from_run) if args.from_run else self.reference(args)
         model_options = given(args, self._model_class(base))
         model = base.model
         if self.model_chooser and self.model_chooser[0] in model_options:
@@ -148,6 +176,28 @@ def command_of(name: str, **fields) -> Command:
                      for key, recipe in RECIPES.items() if key.startswith(name + "."))
     return Command(prog=f"jaxnin.experiments.{name}", defaults=RECIPES[name].config,
                    variants=variants, **fields)
+
+
+def differences(config: TrainConfig, reference: TrainConfig) -> dict[str, Any]:
+    """{key: `config`'s value} of each field, model option and data option of `config` that
+    changes what is trained (not UNNAMED) and differs from `reference`'s. Model options are
+    compared in full: an option typed at its default is no difference."""
+    mine, theirs = config.to_json(), reference.to_json()
+    changed = {k: v for k, v in mine.items() if k not in UNNAMED and v != theirs[k]}
+    options = ((model_options_in_full(config.model, config.model_options),
+                model_options_in_full(reference.model, reference.model_options)),
+               (mine["data_options"], theirs["data_options"]))
+    for ours, base in options:
+        changed |= {k: v for k, v in ours.items() if v != base.get(k, object())}
+    return changed
+
+
+def name_token(key: str, value) -> str:
+    """`batch-size-64`, `optimizer-adam`, `resize-none`: a key as its flag, then its value,
+    with nothing a folder name should not hold."""
+    text = ("none" if value is None else str(value).lower() if isinstance(value, bool)
+            else f"{value:g}" if isinstance(value, float) else str(value))
+    return re.sub(r"[^A-Za-z0-9.+-]", "", f"{key.replace('_', '-')}-{text}")
 
 
 def _config_of_run(path: str) -> TrainConfig:

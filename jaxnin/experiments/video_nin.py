@@ -31,6 +31,7 @@ def run_name(config: TrainConfig, in_channels: int, num_classes: int) -> str:
 
 
 RECIPE = command_of("video_nin", description=__doc__, run_name=run_name, data_flags=ClipOptions,
+                    shown=("lr", "epochs", "frames"),  # the frames are the input channels
                     help_overrides={"data_dir": "folder of DIR/<label>/<clip> (default: the "
                                     "sample clips, written once into the cache)"},
                     aliases={"data_dir": ("--clips-dir",)})

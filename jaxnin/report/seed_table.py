@@ -2,18 +2,45 @@
 
     python -m jaxnin.report.seed_table [--reach 0.90] NAME=RUN_DIR [NAME=RUN_DIR ...]
 
+A RUN_DIR without NAME= is named by itself, as typed. Two runs of one name are refused, naming
+both folders: a table with one of them silently left out would look complete.
+
 Each cell is a seed's best test accuracy over its epochs (run.json's results), with its dead
 classes in the last epoch when there are any (history.json); the last columns are the mean ±
 std over seeds (ddof 0, as the runs print it), the minimum, and how many seeds reach --reach.
 """
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from jaxnin.cli import ArgumentParser, add_flags, options_from
 from jaxnin.errors import JaxninError
+from jaxnin.options import Range, option
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedTableOptions:
+    """The table's options, beside its NAME=RUN_DIR arguments."""
+    reach: float = option(0.90, "the accuracy whose reaching seeds are counted",
+                          within=Range(0, 1))
+
+
+def named_runs(specs: list[str]) -> dict[str, Path]:
+    """{row name: folder} of NAME=RUN_DIR (or RUN_DIR) arguments, in their order; a name
+    given twice raises a JaxninError naming both folders."""
+    runs: dict[str, Path] = {}
+    for spec in specs:
+        name, _, folder = spec.rpartition("=")
+        name = name or folder
+        if name in runs:
+            raise JaxninError(f"two runs are named {name!r}: {runs[name]} and {folder}; give "
+                              "each its own NAME=RUN_DIR")
+        runs[name] = Path(folder)
+    return runs
 
 
 def read_run(folder: Path) -> dict:
@@ -47,17 +74,15 @@ def table(runs: dict[str, dict], reach: float) -> str:
 
 
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnin.report.seed_table",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m jaxnin.report.seed_table", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
-    parser.add_argument("--reach", type=float, default=0.90, help="the figure to count")
+    add_flags(parser, SeedTableOptions())
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    runs = {}
-    for spec in args.runs:
-        name, _, folder = spec.rpartition("=")
-        runs[name or folder] = read_run(Path(folder))
-    print(table(runs, args.reach))
+    options = options_from(SeedTableOptions, args)
+    runs = {name: read_run(folder) for name, folder in named_runs(args.runs).items()}
+    print(table(runs, options.reach))
     return 0
 
 

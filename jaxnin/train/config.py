@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from jaxnin.data import video
 from jaxnin.errors import JaxninError
 from jaxnin.models import MODELS, check_model_options, model_class
-from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, Documented, Range, check_options,
+from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, SEED, Documented, Range, check_options,
                             check_values, option, option_defaults)
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.train.kernels import CPU_CONVOLUTIONS
@@ -26,6 +26,7 @@ DTYPES = ("float32", "bfloat16")
 # Keys that may change between a run and its resume: more epochs (as the schedule allows,
 # see optim.check_resume_epochs), or data or state placed elsewhere.
 RESUMABLE_CHANGES = ("epochs", "data_dir", "shard_params")
+SEEDS = Range(1, 1024)  # replicas trained at once (`seeds`), by a config or by a tool
 
 
 class _FromRecipe:
@@ -87,9 +88,9 @@ class TrainConfig(metaclass=Documented):
                                 "0 keeps the stored size", convert=_keep_stored_size,
                                 within=COUNT)
     dtype: str = option("float32", "compute dtype; params stay float32", choices=DTYPES)
-    seed: int = option(0, "seeds init, shuffling and dropout", within=Range(0, 2**32 - 1))
+    seed: int = option(0, "seeds init, shuffling and dropout", within=SEED)
     seeds: int = option(1, "train K replicas (seeds seed..seed+K-1) at once in one program; "
-                        "report each seed and the mean ± std", within=Range(1, 1024))
+                        "report each seed and the mean ± std", within=SEEDS)
     limit_train: int | None = option(None, "train on the first N training examples only",
                                      within=COUNT)
     limit_test: int | None = option(None, "evaluate on the first N test examples only",
@@ -134,9 +135,9 @@ class TrainConfig(metaclass=Documented):
         if unknown:
             raise JaxninError(f"`best` names unknown checkpoints {sorted(unknown)}: choose from "
                               f"{', '.join(BEST_BY)}")
-        if self.seed + self.seeds - 1 > 2**32 - 1:
+        if not SEED.contains(self.seed + self.seeds - 1):
             raise JaxninError(f"`seed` {self.seed} + `seeds` {self.seeds} runs past the largest "
-                              f"seed, {2**32 - 1}")
+                              f"seed, {SEED.high}")
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with `changes` applied (and checked), as dataclasses.replace."""
