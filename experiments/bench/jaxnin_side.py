@@ -4,6 +4,7 @@ Each measurement builds the recipe's model and optimizer, puts random uint8 imag
 shape (28x28x1) on the device, compiles and runs one warm-up epoch, then times whole epochs
 (`train_epoch`, resize on the device included) with `jax.block_until_ready`.
 """
+import functools
 import os
 import platform
 import statistics
@@ -106,19 +107,20 @@ def _measure(job: dict) -> dict:
     split = to_device(*random_data(job["steps"] * batch_size))
     keys = iter(jax.random.split(jax.random.key(1), 1 + job["repeats"]))
 
-    (state, sums), warmup_s, compile_s = timed(train_epoch, state, split, next(keys),
-                                               batch_size, resize)
+    epoch = functools.partial(train_epoch, batch_size=batch_size, resize=resize,
+                              cpu_convolutions=config.cpu_convolutions)
+    (state, sums), warmup_s, compile_s = timed(epoch, state, split, next(keys))
     epoch_times = []
     for _ in range(job["repeats"]):
-        (state, sums), seconds, _ = timed(train_epoch, state, split, next(keys), batch_size,
-                                          resize)
+        (state, sums), seconds, _ = timed(epoch, state, split, next(keys))
         epoch_times.append(seconds)
     if job.get("profile_dir"):
         def one_epoch():
             nonlocal state, sums
             state, sums = jax.block_until_ready(
-                train_epoch(state, split, jax.random.key(2), batch_size, resize))
-        texts = compiled_epoch_text(state, split, jax.random.key(2), batch_size, resize)
+                epoch(state, split, jax.random.key(2)))
+        texts = compiled_epoch_text(state, split, jax.random.key(2), batch_size, resize,
+                                    config.cpu_convolutions)
         profile = profile_epoch(one_epoch, Path(job["profile_dir"]), hlo_texts=texts)
     sums = jax.device_get(sums)
     examples = job["steps"] * batch_size
