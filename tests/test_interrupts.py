@@ -1,4 +1,5 @@
 """Ctrl-C and SIGTERM at any moment: one true line about what is on disk, and a quick end."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -7,11 +8,12 @@ import time
 
 import pytest
 
-from jaxnin import run as run_module
+from jaxnin import guard, run as run_module
 from jaxnin.errors import JaxninError
 from jaxnin.run import LOCK_FILE, fit, workdir_lock
 from jaxnin.train.config import TrainConfig
 
+from procs import alive, gone_within
 from test_failing_well import lenet, one_error_line
 
 
@@ -146,3 +148,50 @@ def test_a_signal_during_a_long_compile_ends_within_10_s_without_a_crash(delay, 
     assert "Segmentation" not in err and "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.strip()]
     assert len(errors) == 1 and "nothing was saved" in errors[0], err
+
+
+# --- child process groups ---------------------------------------------------------------------
+
+# A command whose main thread never sees a signal, as inside a compile, while a child that
+# ignores SIGTERM and its own child run in the group it owns; it prints their pids.
+STUCK_OWNER = """
+import signal, subprocess, sys, time
+from jaxnin import guard, processes
+guard.install()
+stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            " g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            " print(g.pid, flush=True); time.sleep(60)")
+with processes.group([sys.executable, "-c", stubborn], stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, text=True) as child:
+    print(child.pid, child.stdout.readline().strip(), flush=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("signals, says, within", [
+    ([signal.SIGTERM], "still busy 5 s after SIGTERM", guard.GRACE_S + 3),
+    ([signal.SIGINT, signal.SIGINT], "stopped at once by a second Ctrl-C or SIGTERM", 2.5),
+])
+def test_a_command_that_ends_without_a_word_from_python_kills_its_child_groups(
+        signals, says, within):
+    """The deadline, and a second Ctrl-C, end the command's child process groups with it."""
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_OWNER], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in proc.stdout.readline().split()]
+    try:
+        assert len(pids) == 2 and all(alive(pid) for pid in pids), proc.communicate()
+        for signum in signals:
+            sent = time.monotonic()
+            proc.send_signal(signum)
+            time.sleep(0.3)
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent <= within, err
+        assert proc.returncode == 128 + signals[0], err
+        line = err.strip()
+        assert "\n" not in line and says in line and "nothing was saved" in line, err
+        assert gone_within(pids, 2), [pid for pid in pids if alive(pid)]
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
