@@ -11,6 +11,7 @@ import pytest
 from jaxnin import guard, run as run_module
 from jaxnin.errors import JaxninError
 from jaxnin.run import LOCK_FILE, fit, workdir_lock
+from jaxnin.train.checkpoint import newest_saved_epoch
 from jaxnin.train.config import TrainConfig
 
 from procs import alive, gone_within
@@ -150,6 +151,53 @@ def test_a_signal_during_a_long_compile_ends_within_10_s_without_a_crash(delay, 
     assert len(errors) == 1 and "nothing was saved" in errors[0], err
 
 
+# LeNet's recipe whose second epoch never returns to Python, as inside a long compile or device
+# call (where a signal reaches only guard's deadline thread); it prints "busy" there.
+BUSY_IN_EPOCH_2 = """
+import signal, sys, time
+from jaxnin.experiments import mnist_lenet
+from jaxnin.train import loop
+real, calls = loop.run_epoch, []
+def run_epoch(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        print("busy", flush=True)
+        time.sleep(60)
+    return real(*args, **kwargs)
+loop.run_epoch = run_epoch
+sys.exit(mnist_lenet.RECIPE.main())
+"""
+
+
+def test_a_second_ctrl_c_while_busy_ends_at_once_saying_what_is_saved(shared_data, data_cache,
+                                                                      tmp_path):
+    """The first Ctrl-C waits for Python to see it (GRACE_S at most); a second one ends the
+    command at once, in one line that names the saved epochs."""
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_IN_EPOCH_2,
+                             *lenet(shared_data, tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "JAXNIN_CACHE_DIR": str(data_cache)})
+    try:
+        assert "busy\n" in iter(proc.stdout.readline, ""), proc.communicate()
+        deadline = time.monotonic() + 60  # epoch 1's checkpoint may still be being written
+        while newest_saved_epoch(tmp_path / "checkpoints") != 1:
+            assert time.monotonic() < deadline, "epoch 1 was not saved"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - sent <= 2, err  # at once: well under guard.GRACE_S
+        assert proc.returncode == 128 + signal.SIGINT, err
+        assert err.strip() == (
+            "error: stopped at once by a second Ctrl-C or SIGTERM; epochs up to 1 are saved in "
+            f"{tmp_path / 'checkpoints'}: rerun the same command with --resume to continue"), err
+    finally:
+        proc.kill()
+
+
 # --- child process groups ---------------------------------------------------------------------
 
 # A command whose main thread never sees a signal, as inside a compile, while a child that
@@ -163,8 +211,8 @@ stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM,
             " print(g.pid, flush=True); time.sleep(60)")
 with processes.group([sys.executable, "-c", stubborn], stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL, text=True) as child:
-    print(child.pid, child.stdout.readline().strip(), flush=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    print(child.pid, child.stdout.readline().strip(), flush=True)
     time.sleep(60)
 """
 
