@@ -14,11 +14,9 @@
 """
 import atexit
 import faulthandler
-import inspect
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -224,6 +222,12 @@ if not said:
 
 def _start_watcher(checkpoints: Path) -> int | None:
     """The watcher process; returns the pipe's write end (None where it cannot start)."""
+    # Imported here, not above, as are inspect and subprocess: a SIGTERM that comes before
+    # install_early has run kills the process silently (Python's default), so the imports
+    # before it are kept to the few it needs.
+    import inspect
+    import subprocess
+
     from jaxnin.train.checkpoint import newest_saved_epoch  # see _latest_epoch
     read_end, write_end = os.pipe()
     try:
