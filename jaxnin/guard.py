@@ -124,11 +124,6 @@ def disowns_group(pgid: int) -> None:
     _state["groups"].discard(pgid)
 
 
-def checkpoints() -> Path | None:
-    """Where this command's run saves its epochs (None before it owns a workdir)."""
-    return _state["checkpoints"]
-
-
 def ended_well() -> None:
     """Tell the watcher that this process ends through Python (its own messages said how)."""
     watcher, _state["watcher"] = _state["watcher"], None

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +129,19 @@ def test_a_signal_while_importing_is_one_line(signum, shared_data, tmp_path):
     assert time.monotonic() - sent <= 10
     one_error_line(proc.returncode, err, "interrupted", "nothing was saved")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_signal_while_a_tool_imports_is_one_line():
+    """The bench's entry point installs the handling before it imports JAX (seconds)."""
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.bench", "--help"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not catches(proc.pid, signal.SIGTERM):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    one_error_line(proc.returncode, err, "interrupted (Ctrl-C or SIGTERM) while starting")
 
 
 @pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
