@@ -165,19 +165,31 @@ def test_a_signal_during_a_long_compile_ends_within_10_s_without_a_crash(delay, 
     assert len(errors) == 1 and "nothing was saved" in errors[0], err
 
 
-# LeNet's recipe whose second epoch never returns to Python, as inside a long compile or device
-# call (where a signal reaches only guard's deadline thread); it prints "busy" there.
-BUSY_IN_EPOCH_2 = """
-import signal, sys, time
+# Says `ready`, then never goes back to the command's code, as inside a long compile or device
+# call, where only guard's deadline thread sees a signal: the one KeyboardInterrupt of a Ctrl-C
+# (guard raises no other) is swallowed, wherever after `ready` Python raises it.
+BUSY = """
+def busy(ready):
+    import time
+    while True:
+        try:
+            line, ready = ready, None
+            if line:
+                print(line, flush=True)
+            time.sleep(60)
+        except KeyboardInterrupt:
+            pass
+"""
+# LeNet's recipe, busy in its second epoch; it prints "busy" there.
+BUSY_IN_EPOCH_2 = BUSY + """
+import sys
 from jaxnin.experiments import mnist_lenet
 from jaxnin.train import loop
 real, calls = loop.run_epoch, []
 def run_epoch(*args, **kwargs):
     calls.append(1)
     if len(calls) == 2:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        print("busy", flush=True)
-        time.sleep(60)
+        busy("busy")
     return real(*args, **kwargs)
 loop.run_epoch = run_epoch
 sys.exit(mnist_lenet.RECIPE.main())
@@ -214,10 +226,10 @@ def test_a_second_ctrl_c_while_busy_ends_at_once_saying_what_is_saved(shared_dat
 
 # --- child process groups ---------------------------------------------------------------------
 
-# A command whose main thread never sees a signal, as inside a compile, while a child that
-# ignores SIGTERM and its own child run in the group it owns; it prints their pids.
-STUCK_OWNER = """
-import signal, subprocess, sys, time
+# A command busy (see BUSY) while a child that ignores SIGTERM and its own child run in the group
+# it owns; it prints their pids.
+STUCK_OWNER = BUSY + """
+import subprocess, sys
 from jaxnin import guard, processes
 guard.install()
 stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
@@ -225,9 +237,7 @@ stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM,
             " print(g.pid, flush=True); time.sleep(60)")
 with processes.group([sys.executable, "-c", stubborn], stdout=subprocess.PIPE,
                      stderr=subprocess.DEVNULL, text=True) as child:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    print(child.pid, child.stdout.readline().strip(), flush=True)
-    time.sleep(60)
+    busy(f"{child.pid} {child.stdout.readline().strip()}")
 """
 
 
