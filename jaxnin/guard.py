@@ -20,8 +20,8 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
@@ -115,7 +115,8 @@ def kept_line() -> str:
 def owns_group(pgid: int) -> None:
     """Process group `pgid` (a child started with start_new_session=True, and its own children)
     is this command's: should the command end without stopping it (its deadline, a second
-    Ctrl-C), the group is killed first. jaxnin.processes.group does this for its children."""
+    Ctrl-C, interrupted_exit), the group is killed first. jaxnin.processes.group does this for
+    its children."""
     _state["groups"].add(pgid)
 
 
