@@ -48,8 +48,7 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
         if isinstance(err, KeyboardInterrupt) or guard.signalled():
             # Outside fit's training (which says it itself), or a KeyboardInterrupt that
             # surfaced as another error inside a library's code: say what is kept.
-            code = _say("error: interrupted (Ctrl-C or SIGTERM); "
-                        f"{guard.saved_line(guard.checkpoints())}", 2)
+            code = _say(f"error: interrupted (Ctrl-C or SIGTERM); {guard.kept_line()}", 2)
             if from_command_line:
                 guard.interrupted_exit(code)
             return code

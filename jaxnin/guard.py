@@ -9,22 +9,24 @@
   watcher process, started once a run owns its workdir, then says what is saved: any death
   that skips Python's own exit (a crash, SIGKILL from the out-of-memory killer) closes the
   pipe it waits on without the "ended well" byte.
+* Child process groups a command owns (owns_group) are killed whenever the command ends
+  without stopping them itself: at the deadline, or at once on a second signal.
 """
 import atexit
 import faulthandler
-import inspect
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
-_state = {"installed": False, "checkpoints": None, "watcher": None, "signalled": False}
+_state = {"installed": False, "checkpoints": None, "kept": None, "watcher": None,
+          "signalled": False, "groups": set()}
 
 
 def install(handler=None) -> None:
@@ -44,15 +46,21 @@ def install(handler=None) -> None:
 
 
 def install_early() -> None:
-    """For `python -m jaxnin...` alone (jaxnin/__init__.py calls this first): a signal while
-    the command imports its libraries ends it at once with one line (nothing is saved yet);
-    run_main's install() then takes over. Library users' processes are left alone."""
-    if _state["installed"] or threading.current_thread() is not threading.main_thread():
-        return
+    """For `python -m jaxnin...` alone (jaxnin/__init__.py calls this first): see starting().
+    Library users' processes are left alone."""
     argv = getattr(sys, "orig_argv", [])
     module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
     if sys.argv[:1] != ["-m"] or not (module == "jaxnin" or module.startswith("jaxnin.")):
         return  # runpy sets sys.argv[0] to "-m" while it imports the module's packages
+    starting()
+
+
+def starting() -> None:
+    """An entry point's first call, before its heavy imports: a signal while the command
+    imports its libraries ends it at once with one line (nothing is saved yet); run_main's
+    install() then takes over. Does nothing off the main thread or once installed."""
+    if _state["installed"] or threading.current_thread() is not threading.main_thread():
+        return
     install(_interrupt_while_starting)
 
 
@@ -78,19 +86,43 @@ def interrupted_exit(code: int) -> None:
         except (OSError, ValueError):
             pass
     ended_well()
+    _kill_groups()
     os._exit(code)
 
 
 def saving_into(checkpoints: Path | None) -> None:
-    """From now on, an abnormal end reports the epochs saved under `checkpoints` (None: none)."""
+    """From now on, an abnormal end reports the epochs saved under `checkpoints` (None: none);
+    this replaces what keeping() said."""
     _state["checkpoints"] = None if checkpoints is None else Path(checkpoints)
+    _state["kept"] = None
     if checkpoints is not None and _state["installed"] and _state["watcher"] is None:
         _state["watcher"] = _start_watcher(Path(checkpoints))
 
 
-def checkpoints() -> Path | None:
-    """Where this command's run saves its epochs (None before it owns a workdir)."""
-    return _state["checkpoints"]
+def keeping(describe: Callable[[], str]) -> None:
+    """For a command whose work is not a run's epochs (a tool that runs recipes as children):
+    from now on an abnormal end says `describe()`, what is on disk and how to go on, instead
+    of saved_line's. It is called from the deadline thread too: it must be quick, never block
+    and never raise."""
+    _state["kept"] = describe
+
+
+def kept_line() -> str:
+    """What an abnormal end of this command leaves, and how to go on (see keeping)."""
+    return _state["kept"]() if _state["kept"] else saved_line(_state["checkpoints"])
+
+
+def owns_group(pgid: int) -> None:
+    """Process group `pgid` (a child started with start_new_session=True, and its own children)
+    is this command's: should the command end without stopping it (its deadline, a second
+    Ctrl-C, interrupted_exit), the group is killed first. jaxnin.processes.group does this for
+    its children."""
+    _state["groups"].add(pgid)
+
+
+def disowns_group(pgid: int) -> None:
+    """Group `pgid` has ended, or is no longer this command's to end."""
+    _state["groups"].discard(pgid)
 
 
 def ended_well() -> None:
@@ -140,9 +172,19 @@ def _deadline(read_end: int) -> None:
         elif select.select([read_end], [], [], left)[0]:
             if os.read(read_end, 1)[0] in (signal.SIGINT, signal.SIGTERM):
                 why = "stopped at once by a second Ctrl-C or SIGTERM"
-    print(f"error: {why}; {saved_line(_state['checkpoints'])}", file=sys.stderr, flush=True)
+    _kill_groups()  # first: its children must not outlive a process that says it stopped
+    print(f"error: {why}; {kept_line()}", file=sys.stderr, flush=True)
     ended_well()
     os._exit(128 + first)
+
+
+def _kill_groups() -> None:
+    """SIGKILL to every group this command owns: it ends now, with no time left to ask."""
+    for pgid in list(_state["groups"]):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:  # gone already
+            pass
 
 
 def _latest_epoch(checkpoints: Path | None) -> int | None:
@@ -176,6 +218,12 @@ if not said:
 
 def _start_watcher(checkpoints: Path) -> int | None:
     """The watcher process; returns the pipe's write end (None where it cannot start)."""
+    # Imported here, not above, as are inspect and subprocess: a SIGTERM that comes before
+    # install_early has run kills the process silently (Python's default), so the imports
+    # before it are kept to the few it needs.
+    import inspect
+    import subprocess
+
     from jaxnin.train.checkpoint import newest_saved_epoch  # see _latest_epoch
     read_end, write_end = os.pipe()
     try:

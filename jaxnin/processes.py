@@ -3,11 +3,19 @@
 jaxnin's commands turn SIGTERM into the same clean stop as Ctrl-C (the epoch in hand is saved,
 the error is one line), so a caller that runs a recipe as a child gives it `grace_s` to do so.
 """
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+
+from jaxnin import guard
 
 KILL_WAIT_S = 10.0  # after SIGKILL: only the kernel is left to act
+# A caller stopped by Ctrl-C or SIGTERM gives its child this long, then SIGKILL: within
+# guard's deadline, so that the caller still says its own line, and the whole tree ends within
+# seconds. A child that is a jaxnin command saves an epoch within that, or loses that epoch.
+INTERRUPTED_GRACE_S = guard.GRACE_S - 1.5
 
 
 def is_running(pid: int) -> bool:
@@ -46,3 +54,25 @@ def stop(child: subprocess.Popen, grace_s: float, group: bool = False) -> int | 
         except subprocess.TimeoutExpired:
             continue
     return child.poll()
+
+
+@contextlib.contextmanager
+def group(argv: list[str], **popen) -> Iterator[subprocess.Popen]:
+    """`subprocess.Popen(argv, **popen)` in a session of its own, ended with its whole tree if
+    the caller does not wait for it to the end.
+
+    Any exception inside the `with` (the KeyboardInterrupt of a Ctrl-C or SIGTERM above all)
+    stops the child's process group (see stop; INTERRUPTED_GRACE_S) before it goes on; should
+    the caller's process end at guard's deadline instead, or at a second Ctrl-C, guard kills
+    the group. A terminal's Ctrl-C does not reach the group itself: the caller must forward
+    it, as here. Descendants that start sessions of their own are not reached.
+    """
+    child = subprocess.Popen(argv, start_new_session=True, **popen)
+    guard.owns_group(child.pid)
+    try:
+        yield child
+    except BaseException:
+        stop(child, INTERRUPTED_GRACE_S, group=True)
+        raise
+    finally:
+        guard.disowns_group(child.pid)

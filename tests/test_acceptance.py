@@ -1,11 +1,14 @@
 """python -m experiments.acceptance: the plan parses, the budget holds, and a --tiny run of
 every part records, skips what is recorded, reruns with --redo, and runs as a bare GPU host
 would run it."""
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import pytest
 from experiments.acceptance import estimate, pack, plan
 from jaxnin.data import clips, make_sample_clips
 from jaxnin.errors import JaxninError
+from faults import one_error_line
+from procs import alive, gone_within
 
 REPO = Path(__file__).resolve().parents[1]
 # What a bare GPU host lacks; None in sys.modules makes `import x` raise ImportError.
@@ -191,6 +196,54 @@ def test_records_then_skips_then_redoes_as_a_bare_host(tmp_path, shared_data, mn
     assert "no TensorBoard scalars are written" in console  # said once, not a crash
     assert list((bare_cache / "sample_clips_v1").glob("*/*.npy"))
     assert not list((bare_cache / "sample_clips_v1").glob("*/*.mp4"))
+
+
+# A recipe stuck where it cannot obey SIGTERM (as inside a compile), with a child of its own:
+# sitecustomize runs this in place of the recipe's command (the runner itself runs on).
+STUCK_RECIPE = """
+import os, signal, subprocess, sys, time
+if "jaxnin.experiments.mnist_lenet" in sys.orig_argv:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(os.environ["STUCK_PIDS"] + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.rename(os.environ["STUCK_PIDS"] + ".tmp", os.environ["STUCK_PIDS"])
+    time.sleep(120)
+"""
+
+
+def test_ctrl_c_ends_the_runner_and_its_child_tree_within_10_s(tmp_path, shared_data):
+    """The recipe runs in a session of its own, out of a terminal's Ctrl-C: the runner must end
+    it and its children, SIGKILL where SIGTERM is not obeyed, and say what is recorded."""
+    site, pids_file = tmp_path / "site", tmp_path / "pids"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STUCK_RECIPE)
+    env = _env(tmp_path / "cache", STUCK_PIDS=str(pids_file))
+    env["PYTHONPATH"] = os.pathsep.join((str(site), str(REPO)))
+    args = [*_tiny_args(tmp_path, shared_data, tmp_path / "out", tmp_path / "a.tar.gz"),
+            "--runs", "smoke-lenet"]
+    runner = subprocess.Popen([sys.executable, "-m", "experiments.acceptance", *args], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        deadline = time.monotonic() + 120
+        while not pids_file.exists():
+            assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+            time.sleep(0.05)
+        pids = [int(pid) for pid in pids_file.read_text().split()]
+        sent = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+        assert time.monotonic() - sent <= 10, err
+        kept = f"0 of the 1 chosen runs are recorded ok in {tmp_path / 'out' / 'acceptance'}"
+        one_error_line(runner.returncode, err, "interrupted (Ctrl-C or SIGTERM)", kept,
+                       "rerun the same command")
+        assert gone_within(pids, 2), [pid for pid in pids if alive(pid)]
+    finally:
+        runner.kill()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------

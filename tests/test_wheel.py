@@ -8,13 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from jaxnin import files, processes
+from procs import alive, gone_within
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ("jaxnin/__init__.py", "jaxnin/cli.py", "jaxnin/files.py", "jaxnin/processes.py",
@@ -98,16 +98,6 @@ def test_an_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
     assert (tmp_path / "published" / "a").read_text() == "a"
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
-
-
 @pytest.mark.parametrize("group", [False, True])
 def test_stop_sends_sigterm_then_sigkill_to_a_child_or_its_group(tmp_path, group):
     """A child that ignores SIGTERM is killed after the grace; with `group`, its own child
@@ -125,10 +115,7 @@ def test_stop_sends_sigterm_then_sigkill_to_a_child_or_its_group(tmp_path, group
         assert child.stdout.readline() == "ready\n"
         grandchild = int(pid_file.read_text())
         assert processes.stop(child, grace_s=0.5, group=group) == -signal.SIGKILL
-        deadline = time.monotonic() + 10
-        while group and _alive(grandchild) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _alive(grandchild) is not group
+        assert gone_within([grandchild], 10) if group else alive(grandchild)
     finally:
         child.kill()
         with contextlib.suppress(ProcessLookupError, ValueError, NameError):

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaxnin import guard
 from jaxnin.cli import ArgumentParser, add_flags, options_from
 from jaxnin.errors import JaxninError
 from jaxnin.options import POSITIVE, option
@@ -83,6 +84,7 @@ def main(argv) -> int:
     not_run = {r.key: "not chosen (--parts, --runs)" for r in everything if r not in chosen}
     summary_path = out / "acceptance" / f"{kind}-{ctx.date}.md"
     written: list[Path] = [summary_path]
+    guard.keeping(lambda: kept_line(chosen, records, out / "acceptance"))
     print(f"acceptance: {device} -> {kind}; {len(chosen)} runs planned, budget "
           f"{f'{args.budget_s:g} s' if args.budget_s else 'none'}", flush=True)
 
@@ -119,6 +121,14 @@ def main(argv) -> int:
     print(f"acceptance: wrote {summary_path}" + (f" and {args.archive}" if args.archive else "")
           + f" in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def kept_line(chosen, records: dict, folder: Path) -> str:
+    """What a stopped call leaves (the finished runs' records in `folder`), and how to go on:
+    the run in hand, if any, starts over."""
+    done = sum(1 for run in chosen if records.get(run.key, {}).get("status") == "ok")
+    return (f"{done} of the {len(chosen)} chosen runs are recorded ok in {folder}: rerun the "
+            "same command to go on (recorded runs are skipped, a stopped one starts over)")
 
 
 def child_env(tiny: bool, scratch: Path) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 from experiments.acceptance.plan import CONFIG, DATA_DIR, RECORDS, WORKDIR, Run
 from experiments.bench.overrides import write_run_json
 from jaxnin.files import write_json
-from jaxnin.processes import stop
+from jaxnin.processes import group, stop
 
 RESULT_FILES = ("history.json", "run.json", "loss.png", "acc.png")
 STOP_GRACE_S = 20.0  # SIGTERM lets a recipe save its epoch; then SIGKILL
@@ -106,14 +106,14 @@ def _run_child(argv: list[str], console: Path, env: dict, timeout_s: float) -> t
     with open(console, "a") as log:
         log.write(f"$ {shlex.join(['python', *argv[1:]])}\n")
         log.flush()
-        child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True)  # its own group: stopped as one
-        try:
-            code = child.wait(timeout=max(timeout_s, 1.0))
-        except subprocess.TimeoutExpired:
-            # SIGTERM to its own process group (the bench's children too), then SIGKILL.
-            stop(child, STOP_GRACE_S, group=True)
-            return "stopped", f"stopped at the budget's end, after {timeout_s:.0f} s"
+        # Its own process group (the bench's children too), stopped as one, by a Ctrl-C or
+        # SIGTERM of this process as well.
+        with group(argv, stdout=log, stderr=subprocess.STDOUT, env=env) as child:
+            try:
+                code = child.wait(timeout=max(timeout_s, 1.0))
+            except subprocess.TimeoutExpired:
+                stop(child, STOP_GRACE_S, group=True)  # SIGTERM, then SIGKILL
+                return "stopped", f"stopped at the budget's end, after {timeout_s:.0f} s"
     if code != 0:
         lines = [l for l in console.read_text(errors="replace").splitlines() if l.strip()]
         return "failed", f"exit code {code}: {(lines[-1] if lines else '').strip()[:300]}"

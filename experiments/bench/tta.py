@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from experiments.bench.worker import RESULT_PREFIX, checkout_env
-from jaxnin.processes import stop
+from jaxnin.processes import group, stop
 
 POLL_S = 0.05
 STOP_GRACE_S = 30.0  # from SIGTERM to SIGKILL
@@ -25,20 +25,22 @@ def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
     stamps: list[float] = []
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                 env=checkout_env(env))
-        timed_out = False
-        while True:
-            finished = child.poll() is not None
-            now = time.perf_counter() - start
-            records = _read_history(history_path)
-            stamps += [now] * (len(records) - len(stamps))
-            if finished:
-                break
-            if now > timeout:
-                timed_out = True
-                stop(child, STOP_GRACE_S)  # SIGTERM: jaxnin's recipes then finish cleanly
-            time.sleep(POLL_S)
+        # Its own process group (PyTorch's compile workers too), stopped as one, by a Ctrl-C
+        # or SIGTERM of the bench as well.
+        with group(command, stdout=log, stderr=subprocess.STDOUT, env=checkout_env(env)) as child:
+            timed_out = False
+            while True:
+                finished = child.poll() is not None
+                now = time.perf_counter() - start
+                records = _read_history(history_path)
+                stamps += [now] * (len(records) - len(stamps))
+                if finished:
+                    break
+                if now > timeout:
+                    timed_out = True
+                    # SIGTERM: jaxnin's recipes then finish cleanly
+                    stop(child, STOP_GRACE_S, group=True)
+                time.sleep(POLL_S)
     wall = time.perf_counter() - start
     history = [{**record, "done_at_s": stamp} for record, stamp in zip(records, stamps)]
     output = Path(log_path).read_text(errors="replace")

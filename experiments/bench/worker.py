@@ -55,21 +55,25 @@ def _handler(job: dict):
 
 def run_in_child(job: dict, timeout: float) -> dict:
     """run_job in a fresh Python process; its wall time (start-up included) as child_wall_s."""
+    from jaxnin.processes import group  # here: a worker child starts without jaxnin
+
     start = time.perf_counter()
+    argv = [sys.executable, "-m", "experiments.bench.worker", json.dumps(job)]
     try:
-        done = subprocess.run([sys.executable, "-m", "experiments.bench.worker", json.dumps(job)],
-                              capture_output=True, text=True, timeout=timeout,
-                              env=checkout_env())
+        # Its own process group, ended with its children at a timeout, Ctrl-C or SIGTERM.
+        with group(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                   env=checkout_env()) as child:
+            out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "reason": f"timed out after {timeout:g} s (--job-timeout)",
                 "child_wall_s": time.perf_counter() - start}
     wall = time.perf_counter() - start
-    for line in reversed(done.stdout.splitlines()):
+    for line in reversed(out.splitlines()):
         if line.startswith(RESULT_PREFIX):
             return {**json.loads(line[len(RESULT_PREFIX):]), "child_wall_s": wall}
-    last = next((l for l in reversed(done.stderr.splitlines()) if l.strip()), "")
+    last = next((l for l in reversed(err.splitlines()) if l.strip()), "")
     return {"status": "failed", "child_wall_s": wall,
-            "reason": f"worker exited with code {done.returncode}: {last.strip()[:300]}"}
+            "reason": f"worker exited with code {child.returncode}: {last.strip()[:300]}"}
 
 
 def one_line(err: BaseException) -> str:
