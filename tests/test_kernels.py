@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from jaxnin.models import create_model
-from jaxnin.models.layers import Conv
+from jaxnin.models.layers import Conv, pointwise_as_dot
 from jaxnin.train import kernels
 from jaxnin.train.config import TrainConfig
 from jaxnin.train.steps import compiled_epoch_text, create_train_state, evaluate_split
@@ -53,16 +53,17 @@ def test_pointwise_as_dot_keeps_the_params_and_the_function(options):
     assert abs(float(loss_d) - float(loss_c)) < 1e-5
 
 
-def test_conv_as_dot_is_a_conv_only_where_it_is_pointwise():
+def test_pointwise_as_dot_is_a_conv_only_where_it_is_pointwise():
     x = jax.random.normal(jax.random.key(2), (2, 9, 9, 5))
-    for layer in (Conv(7, (1, 1)), Conv(7, (3, 3), padding=1), Conv(7, (1, 1), strides=2)):
+    for layer in (Conv(7, (1, 1)), Conv(7, (3, 3), padding=1), Conv(7, (1, 1), strides=2),
+                  Conv(7, (1, 1), padding=1)):
         params = layer.init(jax.random.key(3), x)
-        as_dot = layer.clone(as_dot=True)
+        as_dot = layer.clone(conv_general_dilated=pointwise_as_dot)
         chex.assert_trees_all_equal(as_dot.init(jax.random.key(3), x), params)
         chex.assert_trees_all_close(as_dot.apply(params, x), layer.apply(params, x),
                                     rtol=1e-5, atol=1e-6)
-    pointwise = jax.make_jaxpr(lambda x: Conv(7, (1, 1), as_dot=True).init_with_output(
-        jax.random.key(3), x))(x)
+    pointwise = jax.make_jaxpr(lambda x: Conv(7, (1, 1), conv_general_dilated=pointwise_as_dot)
+                               .init_with_output(jax.random.key(3), x))(x)
     assert "dot_general" in str(pointwise) and "conv_general_dilated" not in str(pointwise)
 
 

@@ -2,44 +2,36 @@
 import functools
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxnin.errors import JaxninError
 
 # The seeds apply nn.init.xavier_uniform_ to every Conv2d and Linear weight; seed 003 reports
 # that NiN does not train without it. PyTorch's fan for a conv weight is in*kh*kw / out*kh*kw,
 # which is exactly flax's variance_scaling "fan_avg" over an HWIO kernel.
-class Conv(nn.Conv):
-    """nn.Conv with the seeds' initialisation (xavier-uniform weights, zero biases) that, when
-    `as_dot` is set, computes a 1x1 stride-1 convolution as a matrix product over the channels:
-    the same parameters ("kernel" (1, 1, in, out), "bias"; the class keeps nn.Conv's name, so
-    the parameter tree is unchanged), the same function. XLA:CPU runs that product far faster
-    than its convolution path (jaxnin.train.kernels)."""
-    kernel_init: nn.initializers.Initializer = nn.initializers.xavier_uniform()
-    bias_init: nn.initializers.Initializer = nn.initializers.zeros
-    as_dot: bool = False
+Conv = functools.partial(nn.Conv, kernel_init=nn.initializers.xavier_uniform(),
+                         bias_init=nn.initializers.zeros)
 
-    @nn.compact
-    def __call__(self, inputs):
-        if not (self.as_dot and self._is_pointwise()):
-            return super().__call__(inputs)
-        kernel = self.param("kernel", self.kernel_init,
-                            (1, 1, inputs.shape[-1], self.features), self.param_dtype)
-        bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-                if self.use_bias else None)
-        inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-        y = jax.lax.dot_general(inputs, kernel[0, 0], (((inputs.ndim - 1,), (0,)), ((), ())),
-                                precision=self.precision)
-        return y if bias is None else y + bias
 
-    def _is_pointwise(self) -> bool:
-        ones = (None, 1, (1, 1))
-        strides = self.strides if isinstance(self.strides, (tuple, list)) else (self.strides,) * 2
-        return (tuple(self.kernel_size) == (1, 1) and tuple(strides or (1, 1)) == (1, 1)
-                and self.padding in ("SAME", "VALID", 0, ((0, 0), (0, 0)))
-                and self.feature_group_count == 1
-                and self.kernel_dilation in ones and self.input_dilation in ones)
+def pointwise_as_dot(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                     dimension_numbers=None, feature_group_count=1, precision=None):
+    """lax.conv_general_dilated, for `nn.Conv(conv_general_dilated=pointwise_as_dot)`, that
+    computes a 1x1 stride-1 unpadded NHWC convolution as a matrix product over the channels:
+    the same parameters and function, and XLA:CPU runs the product far faster than its
+    convolution path (jaxnin.train.kernels). Any other convolution is lax's own."""
+    ones = (None, (1, 1), [1, 1])
+    pointwise = (tuple(rhs.shape[:2]) == (1, 1) and tuple(window_strides) == (1, 1)
+                 and (padding in ("SAME", "VALID") or all(tuple(p) == (0, 0) for p in padding))
+                 and lhs_dilation in ones and rhs_dilation in ones and feature_group_count == 1
+                 and dimension_numbers == lax.conv_dimension_numbers(
+                     lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")))
+    if not pointwise:
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                        rhs_dilation, dimension_numbers, feature_group_count,
+                                        precision=precision)
+    return lax.dot_general(lhs, rhs[0, 0], (((lhs.ndim - 1,), (0,)), ((), ())),
+                           precision=precision)
 
 
 Dense = functools.partial(nn.Dense, kernel_init=nn.initializers.xavier_uniform(),

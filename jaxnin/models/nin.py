@@ -5,7 +5,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxnin.models.layers import Conv, GlobalAvgPool, MaxPool, require_input_size
+from jaxnin.models.layers import (Conv, GlobalAvgPool, MaxPool, pointwise_as_dot,
+                                  require_input_size)
 from jaxnin.options import Range, option
 
 # (features, kernel, stride, padding) of the three feature blocks; each is followed by MaxPool 3/2.
@@ -30,8 +31,8 @@ class NiNBlock(nn.Module):
 
     `widths` gives each conv's output channels when they are not all `features` (a graded head);
     `bias` is every conv's initial bias (0 as the seeds); `last_relu=False` leaves out the final
-    ReLU; `pointwise_as_dot` computes the 1x1 convs as matrix products (layers.Conv: the same
-    params and function, faster on XLA:CPU).
+    ReLU; `pointwise_as_dot` computes the 1x1 convs as matrix products (layers.pointwise_as_dot:
+    the same params and function, faster on XLA:CPU).
     """
     features: int
     kernel: int
@@ -47,8 +48,9 @@ class NiNBlock(nn.Module):
     @nn.compact
     def __call__(self, x):
         widths = self.widths or (self.features,) * (1 + self.num_1x1)
-        conv = functools.partial(Conv, bias_init=nn.initializers.constant(self.bias),
-                                 as_dot=self.pointwise_as_dot, dtype=self.dtype)
+        conv = functools.partial(
+            Conv, bias_init=nn.initializers.constant(self.bias), dtype=self.dtype,
+            conv_general_dilated=pointwise_as_dot if self.pointwise_as_dot else None)
         x = conv(widths[0], (self.kernel, self.kernel), strides=self.stride,
                  padding=self.padding)(x)
         for width in widths[1:]:
