@@ -435,3 +435,29 @@ def test_time_to_accuracy_children_start_cold(tmp_path, monkeypatch):
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "warm"))
     env = tta.cold_env(tmp_path / "caches")
     assert env["JAXNIN_COMPILE_CACHE"] == "0" and "JAX_COMPILATION_CACHE_DIR" not in env
+
+
+def test_a_cpu_kernel_lasts_until_its_end_event_and_side_by_side_kernels_count_once(tmp_path):
+    """XLA:CPU records only the launch of a kernel that runs on its thread pool (an Eigen
+    convolution) as a span; the kernel is done at its "end: NAME" event. Counting launches
+    alone showed LeNet's epoch a quarter busy when a kernel was in progress nearly all of it."""
+    meta = lambda kind, tid, name: {"ph": "M", "name": kind, "pid": 1, "tid": tid,
+                                    "args": {"name": name}}
+    span = lambda name, ts, dur, tid=7: {"ph": "X", "pid": 1, "tid": tid, "name": name,
+                                         "ts": ts, "dur": dur, "args": {}}
+    events = [meta("process_name", None, "/host:CPU"), meta("thread_name", 7, "tf_XLAEigen"),
+              meta("thread_name", 8, "tf_XLAEigen"),
+              # a convolution launched for 0.1 s, done at 1.0 s; a fusion beside it on the
+              # other thread (0.2-0.6 s); a reduce after it (1.0-1.5 s)
+              span("convolution.1", 0, 100_000), span("ThreadpoolListener::StartRegion", 100_000, 0),
+              span("end: convolution.1", 1_000_000, 1),
+              span("add_fusion", 200_000, 400_000, tid=8), span("wrapped_reduce", 1_000_001, 499_999),
+              span("ThunkExecutor::Execute", 0, 1_500_000)]
+    path = tmp_path / "perfetto_trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"traceEvents": events}).encode()))
+    summary = profile.summarize_trace(path, wall_s=2.0)
+    assert summary["busy_s"] == pytest.approx(1.5)
+    assert summary["busy_share_of_wall"] == pytest.approx(0.75)
+    assert summary["top"][0]["name"] == "convolution.1"
+    assert summary["top"][0]["seconds"] == pytest.approx(1.0)
+    assert summary["kernel_s"] == pytest.approx(1.9)  # 1.0 + 0.4 + 0.5: shares are of this

@@ -79,8 +79,10 @@ def summarize_trace(path: Path, wall_s: float, top: int = 10,
         work = [e for e in work if thread(e).startswith("Stream")]
     source = "device streams"
     if not work:  # a CPU: XLA runs the program on its own executor threads
-        work = [e for e in spans if thread(e).startswith("tf_XLA")
-                and not e["name"].startswith(("end:", "ThunkExecutor"))]
+        executor = [e for e in spans if thread(e).startswith("tf_XLA")]
+        work = [e for e in executor if not e["name"].startswith(
+            ("end:", "ThunkExecutor", "ThreadpoolListener"))]
+        work = _until_done(work, [e for e in executor if e["name"].startswith("end: ")])
         source = "XLA executor threads on the host"
     totals, inside = collections.Counter(), {}
     for event in work:
@@ -88,17 +90,55 @@ def summarize_trace(path: Path, wall_s: float, top: int = 10,
         args = event.get("args", {})
         inside.setdefault(event["name"], (contents or {}).get(
             (args.get("hlo_module", ""), args.get("hlo_op", event["name"])), ""))
-    busy = sum(totals.values())
+    # A GPU stream runs one kernel at a time; XLA:CPU runs independent kernels side by side,
+    # so there the busy time is the time some kernel was in progress, counted once.
+    # Shares are of the kernels' summed time, which on a CPU may exceed the busy time.
+    kernel_s = sum(totals.values())
+    busy = kernel_s if source == "device streams" else _covered(work)
     categories = collections.Counter()
     for name, seconds in totals.items():
         categories[_category(name, inside[name])] += seconds
     return {"trace": str(path), "source": source, "wall_s": wall_s, "busy_s": busy,
             "busy_share_of_wall": busy / wall_s if wall_s else None,
-            "by_category": {k: {"seconds": v, "share": v / busy} for k, v in
-                            categories.most_common()} if busy else {},
-            "top": [{"name": name, "seconds": seconds, "share": seconds / busy,
+            "kernel_s": kernel_s,
+            "by_category": {k: {"seconds": v, "share": v / kernel_s} for k, v in
+                            categories.most_common()} if kernel_s else {},
+            "top": [{"name": name, "seconds": seconds, "share": seconds / kernel_s,
                      **({"holds": inside[name]} if inside[name] else {})}
                     for name, seconds in totals.most_common(top)]}
+
+
+def _until_done(kernels: list[dict], ends: list[dict]) -> list[dict]:
+    """The CPU kernels, each lasting from its launch to its "end: NAME" event where it has one.
+
+    XLA:CPU's executor records a kernel's span only while it launches it; a kernel that runs
+    on the intra-op thread pool (its Eigen convolutions, for one) goes on after that span
+    closes and is done at its "end: NAME" event. Counting only the launch spans made LeNet's
+    epoch look three quarters idle (lenet-cpu-epoch.md). Launches and ends pair in order, per
+    process and name."""
+    pending = collections.defaultdict(list)
+    for end in sorted(ends, key=lambda e: e["ts"]):
+        pending[end["pid"], end["name"][len("end: "):]].append(end["ts"] + end.get("dur", 0))
+    out = []
+    for kernel in sorted(kernels, key=lambda e: e["ts"]):
+        done = pending.get((kernel["pid"], kernel["name"]))
+        while done and done[0] < kernel["ts"]:  # an end whose launch the trace missed
+            done.pop(0)
+        finish = done.pop(0) if done else kernel["ts"] + kernel["dur"]
+        out.append({**kernel, "dur": max(kernel["dur"], finish - kernel["ts"])})
+    return out
+
+
+def _covered(events: list[dict]) -> float:
+    """Seconds during which at least one of `events` was in progress."""
+    total, start, stop = 0.0, None, None
+    for event in sorted(events, key=lambda e: e["ts"]):
+        if stop is None or event["ts"] > stop:
+            total += 0 if stop is None else stop - start
+            start, stop = event["ts"], event["ts"] + event["dur"]
+        else:
+            stop = max(stop, event["ts"] + event["dur"])
+    return (total + (0 if stop is None else stop - start)) / 1e6
 
 
 def _category(name: str, holds: str = "") -> str:
