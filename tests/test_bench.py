@@ -461,3 +461,11 @@ def test_a_cpu_kernel_lasts_until_its_end_event_and_side_by_side_kernels_count_o
     assert summary["top"][0]["name"] == "convolution.1"
     assert summary["top"][0]["seconds"] == pytest.approx(1.0)
     assert summary["kernel_s"] == pytest.approx(1.9)  # 1.0 + 0.4 + 0.5: shares are of this
+
+
+def test_the_torch_side_takes_every_recipe_the_cpu_table_times():
+    """Every TrainConfig field is mirrored, pinned or irrelevant to the PyTorch loop: a new
+    field (cpu_convolutions was one) must not make the CPU table refuse the recipes."""
+    for model, job in cli.CPU_COMPARE.items():
+        config = cli.recipe(cli.RECIPES[model]).to_json()
+        assert policy.torch_refusal({**config, **job["config"]}) is None, model

@@ -128,7 +128,9 @@ TORCH_MIRRORED = ("model", "model_options", "dataset", "data_dir", "epochs", "ba
                   "eval_batch_size", "optimizer", "lr", "momentum", "schedule", "step_size",
                   "gamma", "clip_norm", "resize", "dtype", "seed", "limit_train", "limit_test")
 TORCH_ONLY_VALUE = {"warmup_steps": 0, "seeds": 1, "shard_params": False, "data_options": {}}
-TORCH_IRRELEVANT = ("best",)  # which checkpoints jaxnin keeps besides the latest
+# Which checkpoints jaxnin keeps besides the latest; which library XLA:CPU runs jaxnin's
+# convolutions with (PyTorch's loop uses its own, oneDNN's, whatever jaxnin's choice).
+TORCH_IRRELEVANT = ("best", "cpu_convolutions")
 
 
 def torch_refusal(config: dict) -> str | None:
