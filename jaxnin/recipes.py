@@ -48,7 +48,7 @@ MNIST_LENET = _config("lenet", "mnist", epochs=50, batch_size=16, optimizer="mom
                       cpu_convolutions="ynnpack")
 FASHION_VGG = _config("vgg11", "fashion_mnist", epochs=3, batch_size=128, optimizer="adam",
                       lr=1e-3, resize=224, model_options={"dropout": 0.0},
-                      cpu_convolutions="ynnpack")
+                      cpu_convolutions="eigen")
 VIDEO_NIN = _config("nin", video.NAME, epochs=300, batch_size=32, optimizer="sgd", lr=0.001,
                     resize=224, data_options=dataclasses.asdict(video.ClipOptions()),
                     cpu_convolutions="eigen")

@@ -132,6 +132,7 @@ def test_evaluation_under_eigen_scores_as_the_default():
 
 def test_the_choice_is_a_recorded_option_and_old_records_keep_ynnpack():
     assert TrainConfig(model="nin").cpu_convolutions == "eigen"
+    assert TrainConfig(model="vgg11").cpu_convolutions == "eigen"
     assert TrainConfig(model="lenet").cpu_convolutions == "ynnpack"
     record = TrainConfig(model="nin").to_json()
     assert record["cpu_convolutions"] == "eigen"
