@@ -41,7 +41,8 @@ def read_round(folder: Path) -> dict:
 
 
 def summary(folder: Path) -> dict:
-    rounds = {path.name: read_round(path) for path in sorted(folder.glob("round*"))}
+    rounds = {path.name: read_round(path) for path in sorted(folder.glob("round*"))
+              if path.is_dir()}
     ratios = {}
     for name, (top, bottom) in RATIOS.items():
         each = [r[top] / r[bottom] for r in rounds.values() if top in r and bottom in r]
