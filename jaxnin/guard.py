@@ -180,11 +180,10 @@ def _deadline(read_end: int) -> None:
 
 def _kill_groups() -> None:
     """SIGKILL to every group this command owns: it ends now, with no time left to ask."""
-    for pgid in list(_state["groups"]):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:  # gone already
-            pass
+    if _state["groups"]:  # registered by jaxnin.processes.group, so it is imported already
+        from jaxnin.processes import kill_groups
+
+        kill_groups(list(_state["groups"]))
 
 
 def _latest_epoch(checkpoints: Path | None) -> int | None:

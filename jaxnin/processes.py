@@ -32,6 +32,15 @@ def is_running(pid: int) -> bool:
     return True
 
 
+def kill_groups(pgids) -> None:
+    """SIGKILL to each process group in `pgids` (those gone already are skipped)."""
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:  # gone already
+            pass
+
+
 def stop(child: subprocess.Popen, grace_s: float, group: bool = False) -> int | None:
     """Stops `child` and returns its exit code (None if even SIGKILL left it running).
 

@@ -6,10 +6,12 @@ import io
 import re
 import sys
 
+from jaxnin.report import estimate
 from jaxnin.report.estimate import Workload
 from jaxnin.report.logging import Console, epoch_line, print_line
 
 STEPS = 50
+MEASURE_STEPS = estimate.MEASURE_STEPS
 
 
 class FakeTerminal(io.StringIO):
@@ -56,7 +58,7 @@ def interrupted_run(monkeypatch) -> str:
     console.compiling()
     console.epoch_started(1, STEPS)
     clock.now += 30.0
-    for done in range(1, 8):
+    for done in range(1, MEASURE_STEPS + 5):  # enough for the step time to be known
         console.steps_done(done)
         clock.now += 1.0
     print_line("warning: a library's note in the middle of an epoch")

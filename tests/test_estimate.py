@@ -137,7 +137,7 @@ def test_the_time_left_counts_the_rest_of_this_epoch_its_evaluation_and_the_epoc
 
 def test_the_step_time_waits_for_enough_steps_after_the_first():
     assert step_seconds((0.0, 1), (2.0, 3)) is None
-    assert step_seconds((0.0, 1), (3.0, 1 + estimate.MEASURE_STEPS)) == 1.0
+    assert step_seconds((0.0, 1), (estimate.MEASURE_STEPS, 1 + estimate.MEASURE_STEPS)) == 1.0
     assert step_seconds((0.0, 1), (50.0, 2)) == 50.0  # one slow step is enough
 
 

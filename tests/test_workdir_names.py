@@ -13,7 +13,7 @@ def name(command, argv, in_channels=1, classes=10):
 
 @pytest.mark.parametrize("command, argv, today", [
     (fashion_nin.RECIPE, [], "NiN_in1_out10_lr0.1_ep10"),
-    (fashion_nin.RECIPE, ["--cpu"], "NiN_in1_out10_lr0.001_ep4"),
+    (fashion_nin.RECIPE, ["--cpu"], "NiN_in1_out10_lr0.001_ep3"),
     (mnist_lenet.RECIPE, [], "LeNet5_in1_out10_lr0.001_ep50"),
     (mnist_lenet.RECIPE, ["--steplr"], "LeNet5_in1_out10_lr0.001_ep50_step"),
     (mnist_lenet.RECIPE, ["--tuned"], "LeNet5_in1_out10_lr0.002_ep20_cosine"),
