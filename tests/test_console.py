@@ -1,4 +1,4 @@
-"""The console on a terminal (issue 26): status lines never land on the bar's line, no stale
+"""The console on a terminal: status lines never land on the bar's line, no stale
 bar is left on screen, and the bar shows the whole run's time left. The terminal is a fake
 stream whose isatty() is True, shared by stdout and the bar as a real screen is; the clock is
 fake too."""

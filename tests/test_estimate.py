@@ -1,4 +1,4 @@
-"""The whole run's cost, said before it is paid (issue 27): every recipe's command prints one
+"""The whole run's cost, said before it is paid: every recipe's command prints one
 `expected: ...` line once its steps are timed, and on a CPU a run of over an hour names a
 cheaper way. Every time here comes from a fake clock; nothing trains."""
 import importlib

@@ -75,7 +75,7 @@ def test_the_bar_moves_within_an_epoch_on_a_terminal(shared_data, mnist, data_ca
     counts = {int(n) for n in re.findall(r"(\d+)/256 \[", term.screen)}  # 4096 / 16 steps
     assert len({n for n in counts if 0 < n < 256}) >= 2, term.screen[-2000:]
     assert "compiling the training step" in term.screen
-    # Status lines start a row: none follows a bar's text on its row (issue 26).
+    # Status lines start a row: none follows a bar's text on its row.
     assert "expected: about" in term.screen
     assert not re.search(r"[^\r\n](first step done|expected: |epoch +1 +train)", term.screen), \
         term.screen[-2000:]

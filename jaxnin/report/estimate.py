@@ -1,4 +1,4 @@
-"""How long a whole run will take, said before the time is paid (issue 27).
+"""How long a whole run will take, said before the time is paid.
 
 The Console measures (step times, each epoch's record); the pure functions here turn those
 numbers into seconds left and into the one `expected: ...` line a command prints. Nothing

@@ -31,7 +31,7 @@ def print_line(text: str) -> None:
 
 def _bars_cleared():
     """A context in which tqdm's bars are wiped from the screen, redrawn after it. A line
-    written onto a bar's line kept the bar's text before it, a stale 0 % bar (issue 26).
+    written onto a bar's line kept the bar's text before it, a stale 0 % bar.
     tqdm is only asked where it is loaded: without it no bar can be showing."""
     tqdm = sys.modules.get("tqdm")
     return tqdm.tqdm.external_write_mode(file=sys.stdout) if tqdm else contextlib.nullcontext()

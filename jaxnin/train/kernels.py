@@ -1,7 +1,7 @@
 """Which library XLA:CPU runs a run's convolutions with (TrainConfig.cpu_convolutions).
 
 Recent jaxlibs send every convolution on the CPU to YNNPACK. For NiN's shapes XLA's own Eigen
-path is much faster (issue 27's measurements, experiments/bench/), so a run may choose:
+path is much faster (measured in experiments/bench/), so a run may choose:
 
 * "ynnpack": XLA:CPU's defaults, whatever they are in the installed jaxlib.
 * "eigen": convolutions on XLA's Eigen path; dots and reductions stay as the defaults have
