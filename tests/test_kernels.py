@@ -145,4 +145,4 @@ def test_the_choice_is_a_recorded_option_and_old_records_keep_ynnpack():
 def test_other_backends_get_no_compiler_options(monkeypatch):
     monkeypatch.setattr(kernels, "on_cpu", lambda: False)
     assert kernels.compiler_options("eigen") is None
-    assert not kernels.pointwise_as_dot("eigen")
+    assert not kernels.wants_pointwise_dots("eigen")

@@ -28,11 +28,11 @@ def time_step(model_name: str, choice: str, resize: int | None, batch_size: int,
 
     from jaxnin.data.pipeline import to_device
     from jaxnin.models import create_model
-    from jaxnin.train.kernels import pointwise_as_dot
+    from jaxnin.train.kernels import wants_pointwise_dots
     from jaxnin.train.steps import _epoch_plan, _indexed_step, create_train_state
 
     options = {"dropout": 0.0} if model_name.startswith("vgg") else {}
-    model = create_model(model_name, 10, pointwise_as_dot=pointwise_as_dot(choice), **options)
+    model = create_model(model_name, 10, pointwise_as_dot=wants_pointwise_dots(choice), **options)
     size = resize or 28
     state = create_train_state(model, optax.sgd(0.01, 0.9), jax.random.key(0), (size, size, 1))
     count = batch_size * (steps + 1)

@@ -6,7 +6,7 @@ from jaxnin.data.pipeline import DeviceSplit
 from jaxnin.data.dataset import ImageDataset
 from jaxnin.models import create_model
 from jaxnin.train.config import TrainConfig
-from jaxnin.train.kernels import pointwise_as_dot
+from jaxnin.train.kernels import wants_pointwise_dots
 from jaxnin.train.optim import learning_rate_schedule, make_optimizer, with_warmup
 from jaxnin.train.replicas import run_keys
 from jaxnin.train.steps import create_train_state
@@ -25,7 +25,7 @@ def initial_state(config: TrainConfig, data: ImageDataset, train: DeviceSplit):
 def model_for(config: TrainConfig, num_classes: int):
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
     return create_model(config.model, num_classes=num_classes, dtype=dtype,
-                        pointwise_as_dot=pointwise_as_dot(config.cpu_convolutions),
+                        pointwise_as_dot=wants_pointwise_dots(config.cpu_convolutions),
                         **config.model_options)
 
 

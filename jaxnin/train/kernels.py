@@ -43,7 +43,7 @@ def compiler_options(cpu_convolutions: str) -> dict | None:
     return {_FUSION_OPTION: _DEFAULTS_WITHOUT_CONVOLUTIONS}
 
 
-def pointwise_as_dot(cpu_convolutions: str) -> bool:
+def wants_pointwise_dots(cpu_convolutions: str) -> bool:
     """Whether a model built for a run computes its 1x1 convolutions as matrix products."""
     return cpu_convolutions == "eigen" and on_cpu()
 
