@@ -26,7 +26,7 @@ from pathlib import Path
 GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
 _state = {"installed": False, "checkpoints": None, "kept": None, "watcher": None,
-          "signalled": False, "groups": set()}
+          "signalled": False, "groups": set(), "holding": False, "held": False}
 
 
 def install(handler=None) -> None:
@@ -125,6 +125,24 @@ def disowns_group(pgid: int) -> None:
     _state["groups"].discard(pgid)
 
 
+def hold_interrupts() -> None:
+    """Until release_interrupts(), a Ctrl-C or SIGTERM is noted instead of raised (its
+    deadline still counts from the signal): for the few lines that must not be cut in two,
+    such as starting a child and owning its group. Only under this module's handlers, and
+    only on the main thread (where Python runs signal handlers); elsewhere it does nothing."""
+    if threading.current_thread() is threading.main_thread():
+        _state["holding"] = True
+
+
+def release_interrupts() -> None:
+    """End hold_interrupts(): raise the KeyboardInterrupt of a signal that came meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    held, _state["holding"], _state["held"] = _state["held"], False, False
+    if held:
+        raise KeyboardInterrupt
+
+
 def ended_well() -> None:
     """Tell the watcher that this process ends through Python (its own messages said how)."""
     watcher, _state["watcher"] = _state["watcher"], None
@@ -149,6 +167,9 @@ def _interrupt_once(signum, frame):
     _state["signalled"] = True
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is stopping: a repeat reaches the
         signal.signal(sig, _repeat)              # deadline thread, which ends it at once
+    if _state["holding"]:
+        _state["held"] = True  # raised by release_interrupts
+        return
     raise KeyboardInterrupt
 
 

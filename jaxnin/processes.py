@@ -76,9 +76,17 @@ def group(argv: list[str], **popen) -> Iterator[subprocess.Popen]:
     the group. A terminal's Ctrl-C does not reach the group itself: the caller must forward
     it, as here. Descendants that start sessions of their own are not reached.
     """
-    child = subprocess.Popen(argv, start_new_session=True, **popen)
-    guard.owns_group(child.pid)
+    # A signal between Popen's return and owns_group would leave the child running on its
+    # own: held until the group is owned, then raised inside the `try` that stops it.
+    guard.hold_interrupts()
     try:
+        child = subprocess.Popen(argv, start_new_session=True, **popen)
+        guard.owns_group(child.pid)
+    except BaseException:
+        guard.release_interrupts()
+        raise
+    try:
+        guard.release_interrupts()
         yield child
     except BaseException:
         stop(child, INTERRUPTED_GRACE_S, group=True)

@@ -267,3 +267,37 @@ def test_a_command_that_ends_without_a_word_from_python_kills_its_child_groups(
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# A command whose Ctrl-C comes just as processes.group's Popen returns, before the group is
+# owned: it prints the child's pid, then what the `with` saw.
+SIGNAL_AS_THE_CHILD_STARTS = """
+import os, signal, subprocess, sys
+from jaxnin import guard, processes
+guard.install()
+popen = subprocess.Popen
+def popen_then_ctrl_c(*args, **kwargs):
+    child = popen(*args, **kwargs)
+    print(child.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    return child
+subprocess.Popen = popen_then_ctrl_c
+try:
+    with processes.group([sys.executable, "-c", "import time; time.sleep(60)"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        print("entered", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_signal_as_a_child_starts_still_ends_the_child():
+    done = subprocess.run([sys.executable, "-c", SIGNAL_AS_THE_CHILD_STARTS],
+                          capture_output=True, text=True, timeout=60)
+    pid, *said = done.stdout.split()
+    try:
+        assert said == ["interrupted"], done
+        assert gone_within([int(pid)], 2), "the child outlived the Ctrl-C"
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
