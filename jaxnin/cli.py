@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 from jaxnin import guard
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, INT32_MAX, SEED, Range, check_values, flag_fields, option, value_type
+from jaxnin.terminal import LineHandler
 
 # dest -> the flag a user types, of the command being run: library errors name a field in
 # backticks (`batch_size`), and the command line says it as its flag (--batch-size).
@@ -228,7 +229,8 @@ def _say(line: str, code: int) -> int:
 def _quiet_libraries(debug: bool) -> None:
     """Each library's notes silenced where they are made, not by discarding stderr."""
     # Progress and notes go to stdout, so that stderr holds nothing but errors.
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True,
+                        handlers=[LineHandler(sys.stdout)])  # never onto a progress bar's row
     # TensorFlow's and XLA's C++ logs below ERROR (read when TF or jaxlib first loads).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "2")
     quiet = logging.WARNING if debug else logging.CRITICAL

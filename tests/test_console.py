@@ -3,12 +3,15 @@ bar is left on screen, and the bar shows the whole run's time left. The terminal
 stream whose isatty() is True, shared by stdout and the bar as a real screen is; the clock is
 fake too."""
 import io
+import logging
 import re
 import sys
 
+from jaxnin.cli import run_main
 from jaxnin.report import estimate
 from jaxnin.report.estimate import Workload
-from jaxnin.report.logging import Console, epoch_line, print_line
+from jaxnin.report.logging import Console, epoch_line
+from jaxnin.terminal import LineHandler, print_line
 
 STEPS = 50
 MEASURE_STEPS = estimate.MEASURE_STEPS
@@ -62,6 +65,7 @@ def interrupted_run(monkeypatch) -> str:
         console.steps_done(done)
         clock.now += 1.0
     print_line("warning: a library's note in the middle of an epoch")
+    library_log("a library logs in the middle of an epoch", term)
     console.epoch(RECORD)
     console.epoch_started(2, STEPS)
     for done in range(1, 4):
@@ -70,11 +74,24 @@ def interrupted_run(monkeypatch) -> str:
     return term.getvalue()
 
 
+def library_log(text: str, term) -> None:
+    """`text` logged at WARNING by a library's logger through the handler that jaxnin's
+    commands give logging (jaxnin.cli)."""
+    logger = logging.getLogger("a.library")
+    logger.addHandler(LineHandler(term))
+    logger.propagate = False
+    try:
+        logger.warning(text)
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+
+
 def test_every_status_line_starts_on_a_row_of_its_own(monkeypatch):
     text = interrupted_run(monkeypatch)
     rows = screen(text)
     for said in ("compiling the training step", "first step done 30.0 s", "expected: about",
-                 "warning: a library's note", epoch_line(RECORD)):
+                 "warning: a library's note", "a library logs", epoch_line(RECORD)):
         assert any(row.startswith(said) for row in rows), (said, rows)
     # A row with a bar's text before a line's: the line was written onto the bar.
     assert not [row for row in rows if f"/{STEPS} [" in row], rows
@@ -90,3 +107,9 @@ def test_the_bar_shows_the_whole_run_s_time_left(monkeypatch):
     text = interrupted_run(monkeypatch)
     # The bar is redrawn after the warning, its time left known from the steps timed before.
     assert re.search(rf"epoch 1/2: .*/{STEPS} \[.*run 0:\d\d:\d\d left", text), text
+
+
+def test_a_command_s_logging_goes_through_the_line_handler():
+    """What libraries log during a command (JAX's warnings, say) is kept off the bar's row."""
+    run_main(lambda argv: 0, [])
+    assert [type(h) for h in logging.getLogger().handlers] == [LineHandler]

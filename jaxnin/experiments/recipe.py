@@ -69,7 +69,8 @@ class Command:
         from jaxnin.data import load_data  # the heavy stack loads after --help and bad flags
         from jaxnin.report.estimate import Workload
         from jaxnin.report.logging import (Console, Curves, TensorBoard, device_text,
-                                           final_lines, print_line, seed_lines)
+                                           final_lines, seed_lines)
+        from jaxnin.terminal import print_line
         from jaxnin.run import fit
         from jaxnin.train.sharding import is_primary
 

@@ -4,7 +4,6 @@
 clu.metric_writers is the pattern); the training engine knows none of them. Each writer loads
 what it needs (tqdm, tensorboardX, matplotlib) when it is made, never on import.
 """
-import contextlib
 import json
 import sys
 import time
@@ -15,26 +14,7 @@ import numpy as np
 from jaxnin.files import write_json  # also imported from here by the recipes' code
 from jaxnin.report.estimate import (Workload, clock_text, cost_from_record, cost_from_step,
                                     duration_text, expected_line, seconds_left, step_seconds)
-
-
-def print_line(text: str) -> None:
-    """`text` and its newline in one write to stdout, on a line of its own while a bar shows.
-
-    print() writes them apart, and a Ctrl-C landing between the two (unbuffered output, as
-    under PYTHONUNBUFFERED) left the line open, so the error line was glued to it (seen in
-    tests/test_terminal.py).
-    """
-    with _bars_cleared():
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-
-
-def _bars_cleared():
-    """A context in which tqdm's bars are wiped from the screen, redrawn after it. A line
-    written onto a bar's line kept the bar's text before it, a stale 0 % bar.
-    tqdm is only asked where it is loaded: without it no bar can be showing."""
-    tqdm = sys.modules.get("tqdm")
-    return tqdm.tqdm.external_write_mode(file=sys.stdout) if tqdm else contextlib.nullcontext()
+from jaxnin.terminal import print_line
 
 
 class HistoryFile:
