@@ -2,12 +2,14 @@
 walks all options of all commands (the recipes' and the tools') with values just outside each
 declared range, and every numeric flag of every command must have a declared range."""
 import math
+from pathlib import Path
 
 import pytest
 
 from experiments.acceptance import cli as acceptance
 from experiments.bench import cli as bench
 from jaxnin import export_onnx, summary
+from jaxnin.data import make_sample_clips
 from jaxnin.cli import DistributedOptions, in_flags, initialize_from_flags
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import (fashion_nin, fashion_vgg, mnist_lenet, nin_ablation, predict,
@@ -19,6 +21,7 @@ from jaxnin.report import seed_table
 COMMANDS = {"fashion_nin": fashion_nin.RECIPE, "fashion_vgg": fashion_vgg.RECIPE,
             "mnist_lenet": mnist_lenet.RECIPE, "video_nin": video_nin.RECIPE}
 MISSING = "/nonexistent/run"
+EXISTING = str(Path(__file__).parent)  # an OUT_DIR that make_sample_clips refuses: it exists
 # tool -> (its main, its parser, the classes declaring its options, arguments that fail in
 # another way once the options are checked: a tool that checked too late says that instead).
 TOOLS = {
@@ -32,6 +35,8 @@ TOOLS = {
     "seed_table": (seed_table.main, None, [seed_table.SeedTableOptions], [MISSING]),
     "nin_ablation": (nin_ablation.main, nin_ablation._parser(), [nin_ablation.AblationOptions],
                      ["--variants", "none"]),
+    "make_sample_clips": (make_sample_clips.main, make_sample_clips.parser(),
+                          [make_sample_clips.SampleClipOptions], [EXISTING]),
 }
 UNBOUNDED = {"head_bias"}  # NiN's initial bias: any real number
 
