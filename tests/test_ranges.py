@@ -1,7 +1,8 @@
 """Every option's range is declared once, on the option, and every command checks it: this
 walks all options of all commands (the recipes', the tools' and the bench's measurement
-scripts') with values just outside each declared range, and every numeric flag of every
-command must have a declared range."""
+scripts') with values just outside each declared range, every numeric flag of every command
+must have a declared range, and every entry point under jaxnin/ and experiments/ is walked."""
+import ast
 import dataclasses
 import json
 import math
@@ -233,3 +234,65 @@ def test_every_numeric_flag_of_every_command_declares_a_range():
             if action.type in (int, float) and action.dest not in UNBOUNDED:
                 assert action.dest in ranged, (name, action.dest)
 
+
+# --- coverage that cannot go stale: every entry point is walked above, or takes no number -----
+
+ROOT = Path(__file__).resolve().parents[1]
+# Entry points that take no numeric option, so no range to walk (each is still an entry point:
+# the test fails when one goes, so that this list stays true).
+NO_NUMBERS = {
+    "jaxnin.__main__",  # `python -m jaxnin` prints the recipes and tools; it reads no argument
+    "experiments.bench.__main__",  # hands its arguments to experiments.bench.cli ("bench")
+    "experiments.acceptance.__main__",  # the same for experiments.acceptance.cli ("acceptance")
+    # The bench's child: one job as JSON, built by the bench from its checked options; no
+    # person types it.
+    "experiments.bench.worker",
+}
+
+
+def python_files():
+    for top in ("jaxnin", "experiments"):
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def entry_points() -> set[str]:
+    """The modules that run as commands: a `__main__.py` (python -m PACKAGE), or a module with
+    an `if __name__ == "__main__":` block."""
+    found = set()
+    for path in python_files():
+        tree = ast.parse(path.read_text(), str(path))
+        if path.name == "__main__.py" or any(
+                isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+                for node in tree.body):
+            found.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+def walked_modules() -> set[str]:
+    return ({command.prog for command in COMMANDS.values()}  # jaxnin.experiments.<recipe>
+            | {main.__module__ for main, *_ in TOOLS.values()}
+            | {script.__name__ for script in SCRIPTS})
+
+
+def test_every_entry_point_is_walked_or_takes_no_number():
+    found = entry_points()
+    assert "jaxnin.summary" in found and "experiments.bench.cpu_rounds" in found  # the finder
+    assert NO_NUMBERS <= found, f"no longer entry points: {NO_NUMBERS - found}"
+    unwalked = found - walked_modules() - NO_NUMBERS
+    assert not unwalked, (f"entry points outside test_ranges' walks: {sorted(unwalked)}; add "
+                          "each to COMMANDS, TOOLS or SCRIPTS (or, with no numeric option, to "
+                          "NO_NUMBERS, saying why)")
+
+
+def test_no_flag_is_typed_a_number_outside_an_option():
+    """Numbers come onto a command line only from option fields (jaxnin.cli.add_flags), where
+    their range is declared: no call passes `type=int` or `type=float` (add_argument's, or any
+    alias of it). No exception."""
+    numeric = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and any(
+                    k.arg == "type" and isinstance(k.value, ast.Name)
+                    and k.value.id in ("int", "float") for k in node.keywords):
+                numeric.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not numeric, f"numbers typed without a declared range: {numeric}"
