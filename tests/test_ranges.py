@@ -1,14 +1,23 @@
 """Every option's range is declared once, on the option, and every command checks it: this
-walks all options of all commands (the recipes' and the tools') with values just outside each
-declared range, and every numeric flag of every command must have a declared range."""
+walks all options of all commands (the recipes', the tools' and the bench's measurement
+scripts') with values just outside each declared range, every numeric flag of every command
+must have a declared range, and every entry point under jaxnin/ and experiments/ is walked."""
+import ast
+import dataclasses
+import json
 import math
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from experiments.acceptance import cli as acceptance
 from experiments.bench import cli as bench
+from experiments.bench import (cpu_convolutions, cpu_flags, cpu_levers, cpu_rounds, first_epoch,
+                               lenet_conv_probe, lenet_cpu_epoch, nin_kernels)
 from jaxnin import export_onnx, summary
-from jaxnin.cli import DistributedOptions, in_flags, initialize_from_flags
+from jaxnin.data import make_sample_clips
+from jaxnin.cli import DistributedOptions, in_flags, initialize_from_flags, options_from
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import (fashion_nin, fashion_vgg, mnist_lenet, nin_ablation, predict,
                                 video_nin)
@@ -19,6 +28,7 @@ from jaxnin.report import seed_table
 COMMANDS = {"fashion_nin": fashion_nin.RECIPE, "fashion_vgg": fashion_vgg.RECIPE,
             "mnist_lenet": mnist_lenet.RECIPE, "video_nin": video_nin.RECIPE}
 MISSING = "/nonexistent/run"
+EXISTING = str(Path(__file__).parent)  # an OUT_DIR that make_sample_clips refuses: it exists
 # tool -> (its main, its parser, the classes declaring its options, arguments that fail in
 # another way once the options are checked: a tool that checked too late says that instead).
 TOOLS = {
@@ -32,7 +42,22 @@ TOOLS = {
     "seed_table": (seed_table.main, None, [seed_table.SeedTableOptions], [MISSING]),
     "nin_ablation": (nin_ablation.main, nin_ablation._parser(), [nin_ablation.AblationOptions],
                      ["--variants", "none"]),
+    "make_sample_clips": (make_sample_clips.main, make_sample_clips.parser(),
+                          [make_sample_clips.SampleClipOptions], [EXISTING]),
 }
+# The bench's measurement scripts (developer tools, run from a checkout): module -> the classes
+# declaring its options. Each main checks them, then calls the script's one work function, WORK.
+SCRIPTS = {
+    cpu_flags: [cpu_flags.FlagsOptions],
+    cpu_levers: [cpu_levers.LeversOptions],
+    first_epoch: [first_epoch.FirstEpochOptions],
+    nin_kernels: [nin_kernels.KernelsOptions],
+    cpu_convolutions: [cpu_convolutions.ConvolutionsOptions],
+    lenet_cpu_epoch: [lenet_cpu_epoch.EpochOptions],
+    cpu_rounds: [cpu_rounds.RoundsOptions],  # DIR only, no number
+    lenet_conv_probe: [lenet_conv_probe.ProbeOptions],  # no option at all
+}
+WORK = "run"
 UNBOUNDED = {"head_bias"}  # NiN's initial bias: any real number
 
 
@@ -101,12 +126,105 @@ def test_a_tool_refuses_a_value_outside_a_declared_range_before_any_work(tool, f
     refused(lambda: main([*later, typed(field, value)]), field)
 
 
+def work_started(*args, **kwargs):
+    raise AssertionError("work started")
+
+
+@pytest.mark.parametrize("script, field, value", [
+    pytest.param(script, field, value, id=f"{script.__name__.rsplit('.', 1)[1]}-{field}-{value}")
+    for script, classes in SCRIPTS.items() for field, value in out_of_range(classes)])
+def test_a_script_refuses_a_value_outside_a_declared_range_before_any_work(script, field, value,
+                                                                            monkeypatch):
+    monkeypatch.setattr(script, WORK, work_started)  # a script that checks too late fails here
+    with pytest.raises(JaxninError) as refusal:
+        script.main([typed(field, value)])
+    said = in_flags(str(refusal.value))
+    assert said.startswith(f"{flag_of(field)} must be ") and "\n" not in said, said
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda script: script.__name__)
+def test_a_script_with_values_in_range_starts_its_work_function(script, monkeypatch):
+    """WORK is where each script's work is: with in-range values main gets there (so that the
+    test above, which patches it, stands in front of all of a script's work)."""
+    calls = []
+    monkeypatch.setattr(script, WORK, lambda *args: calls.append(args))
+    assert script.main([EXISTING] if script is cpu_rounds else []) == 0
+    assert len(calls) == 1
+
+
+def test_cpu_rounds_refuses_a_missing_folder_before_reading_anything(monkeypatch):
+    monkeypatch.setattr(cpu_rounds, WORK, work_started)
+    for argv, said in (([], "required: dir"), ([MISSING], "is not a folder")):
+        with pytest.raises(JaxninError, match=said):
+            cpu_rounds.main(argv)
+
+
+def test_the_probe_takes_no_options_and_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(lenet_conv_probe, WORK, work_started)
+    with pytest.raises(SystemExit) as done:
+        lenet_conv_probe.main(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+    with pytest.raises(JaxninError, match="unrecognized arguments: --steps"):
+        lenet_conv_probe.main(["--steps", "5"])
+
+
+def children(script, monkeypatch, stdout: dict) -> list[list[str]]:
+    """The argv (after `python -m MODULE`) of each child `script` spawns; each child answers
+    `stdout` as its JSON line."""
+    spawned = []
+
+    def spawn(argv, **kwargs):
+        assert argv[1:3] == ["-m", script.__name__]
+        spawned.append(argv[3:])
+        return subprocess.CompletedProcess(argv, 0, json.dumps(stdout) + "\n", "")
+
+    monkeypatch.setattr(script.subprocess, "run", spawn)
+    return spawned
+
+
+def as_child(script, argv, monkeypatch):
+    """The options a child of `script` runs with, given `argv`: checked as any command line."""
+    seen = []
+    monkeypatch.setattr(script, WORK, lambda options, *rest: seen.append(options))
+    assert script.main(argv) == 0
+    return seen[0]
+
+
+def test_the_scripts_children_take_the_arguments_their_parent_gives_them(monkeypatch):
+    spawned = children(cpu_flags, monkeypatch, {"step_s": 1.0, "warmup_s": 1.0, "digest": 0.0})
+    for name in cpu_flags.VARIANTS:
+        for model in cpu_flags.RECIPES:
+            cpu_flags.run_variant(name, model, 16)
+            options = as_child(cpu_flags, spawned.pop(), monkeypatch)
+            assert (options.worker, options.variants, options.steps(model)) == (model, (name,), 16)
+
+    spawned = children(lenet_cpu_epoch, monkeypatch, {"ms_per_step": 1.0})
+    lenet_cpu_epoch.run(lenet_cpu_epoch.EpochOptions(variants=",".join(lenet_cpu_epoch.VARIANTS),
+                                                     rounds=1, steps=7, repeats=3))
+    assert len(spawned) == len(lenet_cpu_epoch.VARIANTS)
+    for variant, argv in zip(lenet_cpu_epoch.VARIANTS, spawned):
+        options = as_child(lenet_cpu_epoch, argv, monkeypatch)
+        assert (options.one, options.steps, options.repeats) == (variant, 7, 3)
+
+    argv = ["--model", "lenet", "--resize=32", "--batch-size=4", "--steps=2", "--rounds=1"]
+    spawned = children(cpu_convolutions, monkeypatch, {"ms_per_step": 1.0})
+    parent = options_from(cpu_convolutions.ConvolutionsOptions,
+                          cpu_convolutions.parser().parse_args(argv))
+    cpu_convolutions.run(parent, argv)
+    assert len(spawned) == len(cpu_convolutions.CPU_CONVOLUTIONS)
+    for choice, child in zip(cpu_convolutions.CPU_CONVOLUTIONS, spawned):
+        assert as_child(cpu_convolutions, child, monkeypatch) == dataclasses.replace(parent,
+                                                                                     one=choice)
+
+
 def parsers():
     for name, command in COMMANDS.items():
         yield name, command.parser(), recipe_classes(command)
     for name, (_, parser, classes, _) in TOOLS.items():
         if parser is not None:
             yield name, parser, classes + ([model_class("nin")] if name == "summary" else [])
+    for script, classes in SCRIPTS.items():
+        yield script.__name__, script.parser(), classes
 
 
 def test_every_numeric_flag_of_every_command_declares_a_range():
@@ -115,3 +233,66 @@ def test_every_numeric_flag_of_every_command_declares_a_range():
         for action in parser._actions:
             if action.type in (int, float) and action.dest not in UNBOUNDED:
                 assert action.dest in ranged, (name, action.dest)
+
+
+# --- coverage that cannot go stale: every entry point is walked above, or takes no number -----
+
+ROOT = Path(__file__).resolve().parents[1]
+# Entry points that take no numeric option, so no range to walk (each is still an entry point:
+# the test fails when one goes, so that this list stays true).
+NO_NUMBERS = {
+    "jaxnin.__main__",  # `python -m jaxnin` prints the recipes and tools; it reads no argument
+    "experiments.bench.__main__",  # hands its arguments to experiments.bench.cli ("bench")
+    "experiments.acceptance.__main__",  # the same for experiments.acceptance.cli ("acceptance")
+    # The bench's child: one job as JSON, built by the bench from its checked options; no
+    # person types it.
+    "experiments.bench.worker",
+}
+
+
+def python_files():
+    for top in ("jaxnin", "experiments"):
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def entry_points() -> set[str]:
+    """The modules that run as commands: a `__main__.py` (python -m PACKAGE), or a module with
+    an `if __name__ == "__main__":` block."""
+    found = set()
+    for path in python_files():
+        tree = ast.parse(path.read_text(), str(path))
+        if path.name == "__main__.py" or any(
+                isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+                for node in tree.body):
+            found.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+def walked_modules() -> set[str]:
+    return ({command.prog for command in COMMANDS.values()}  # jaxnin.experiments.<recipe>
+            | {main.__module__ for main, *_ in TOOLS.values()}
+            | {script.__name__ for script in SCRIPTS})
+
+
+def test_every_entry_point_is_walked_or_takes_no_number():
+    found = entry_points()
+    assert "jaxnin.summary" in found and "experiments.bench.cpu_rounds" in found  # the finder
+    assert NO_NUMBERS <= found, f"no longer entry points: {NO_NUMBERS - found}"
+    unwalked = found - walked_modules() - NO_NUMBERS
+    assert not unwalked, (f"entry points outside test_ranges' walks: {sorted(unwalked)}; add "
+                          "each to COMMANDS, TOOLS or SCRIPTS (or, with no numeric option, to "
+                          "NO_NUMBERS, saying why)")
+
+
+def test_no_flag_is_typed_a_number_outside_an_option():
+    """Numbers come onto a command line only from option fields (jaxnin.cli.add_flags), where
+    their range is declared: no call passes `type=int` or `type=float` (add_argument's, or any
+    alias of it). No exception."""
+    numeric = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and any(
+                    k.arg == "type" and isinstance(k.value, ast.Name)
+                    and k.value.id in ("int", "float") for k in node.keywords):
+                numeric.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not numeric, f"numbers typed without a declared range: {numeric}"

@@ -10,12 +10,17 @@ JSON line per process and the median ms a step of each choice. For what the benc
 (`--cpu-compare`) does not time: VGG, and a model at sizes of one's own.
 """
 import argparse
+import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.models import MODELS
+from jaxnin.options import COUNT, option
 from jaxnin.train.kernels import CPU_CONVOLUTIONS
 
 
@@ -49,32 +54,60 @@ def time_step(model_name: str, choice: str, resize: int | None, batch_size: int,
     return (time.perf_counter() - start) / steps * 1000
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="vgg11")
-    parser.add_argument("--resize", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--one", choices=CPU_CONVOLUTIONS, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one:  # a child: one process, one choice
-        ms = time_step(args.model, args.one, args.resize, args.batch_size, args.steps)
-        print(json.dumps({"model": args.model, "cpu_convolutions": args.one, "ms_per_step": ms}))
-        return 0
+@dataclasses.dataclass(frozen=True)
+class ConvolutionsOptions:
+    """The command line, each number with its range."""
+    model: str = option("vgg11", "the model whose step is timed", choices=tuple(MODELS))
+    resize: int | None = option(None, "resize the 28x28 images to this square size on the "
+                                "device [28: as stored]", within=COUNT)
+    batch_size: int = option(16, "examples a step", within=COUNT)
+    steps: int = option(4, "timed steps of each process, after one warm-up step", within=COUNT)
+    rounds: int = option(3, "processes of each choice, the choices interleaved", within=COUNT)
+    # --one CHOICE: a child's one process (hidden), given the parent's flags as they are.
+    one: str | None = option(None, "time this choice in this process", flag=False,
+                             choices=CPU_CONVOLUTIONS)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.cpu_convolutions",
+                       description=__doc__.split("\n\n")[0])
+    add_flags(p, ConvolutionsOptions())
+    p.add_argument("--one", choices=CPU_CONVOLUTIONS, help=argparse.SUPPRESS)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    options = options_from(ConvolutionsOptions, args, one=args.one)
+    run(options, argv)
+    return 0
+
+
+def run(options: ConvolutionsOptions, argv: list[str]) -> None:
+    """The measurement (main calls it once every option is checked); a child of each (round,
+    choice) gets this command's own `argv`."""
+    if options.one:  # a child: one process, one choice
+        ms = time_step(options.model, options.one, options.resize, options.batch_size,
+                       options.steps)
+        print(json.dumps({"model": options.model, "cpu_convolutions": options.one,
+                          "ms_per_step": ms}))
+        return
     times = {choice: [] for choice in CPU_CONVOLUTIONS}
-    for _ in range(args.rounds):
+    for _ in range(options.rounds):
         for choice in CPU_CONVOLUTIONS:
             child = [sys.executable, "-m", "experiments.bench.cpu_convolutions", "--one", choice,
-                     *(argv if argv is not None else sys.argv[1:])]
+                     *argv]
             line = subprocess.run(child, capture_output=True, text=True, check=True).stdout
             record = json.loads(line.strip().splitlines()[-1])
             print(json.dumps(record), flush=True)
             times[choice].append(record["ms_per_step"])
-    print(json.dumps({"model": args.model, "median_ms_per_step": {
+    print(json.dumps({"model": options.model, "median_ms_per_step": {
         choice: statistics.median(values) for choice, values in times.items()}}))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As before run_main: each child compiles its step, never reading jaxnin's persistent
+    # compilation cache (which run_main turns on where JAX is already loaded, as it is here).
+    os.environ["JAXNIN_COMPILE_CACHE"] = "0"
+    sys.exit(run_main(main))

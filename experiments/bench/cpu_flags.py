@@ -10,6 +10,7 @@ fuse K steps into one program (unrolled, no loop: jax-ml/jax#12868 is about loop
 see what per-step dispatch costs. `same bits` compares the epoch's params with the default's.
 """
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -19,6 +20,9 @@ import sys
 import time
 
 from experiments.bench.worker import checkout_env
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.errors import JaxninError
+from jaxnin.options import COUNT, option
 
 VARIANTS = {  # name: (XLA_FLAGS added, steps per dispatch)
     "default": ("", 1),
@@ -97,38 +101,70 @@ def run_variant(name: str, model: str, steps: int) -> dict:
         return {"error": f"{steps} steps hold no chunk of {chunk}"}
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip(),
            "JAXNIN_COMPILE_CACHE": "0"}
+    # The child takes this command's own flags: its numbers are checked as they are here.
     done = subprocess.run([sys.executable, "-m", "experiments.bench.cpu_flags", "--worker", model,
-                           str(steps), str(chunk)], env=checkout_env(env), capture_output=True,
-                          text=True)
+                           "--variants", name, f"--{model}-steps={steps}"],
+                          env=checkout_env(env), capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--lenet-steps", type=int, default=640)
-    parser.add_argument("--nin-steps", type=int, default=8)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        model, steps, chunk = args.worker
-        print(json.dumps(measure(model, int(steps), int(chunk))))
+@dataclasses.dataclass(frozen=True)
+class FlagsOptions:
+    """The command line, each number with its range."""
+    repeats: int = option(2, "runs of each variant, interleaved with the others",
+                          within=COUNT)
+    lenet_steps: int = option(640, "LeNet's steps a timed epoch", within=COUNT)
+    nin_steps: int = option(8, "NiN's steps a timed epoch", within=COUNT)
+    # --variants NAME ... (its own flag below: a list); --worker MODEL: a child's one run.
+    variants: tuple[str, ...] = option(tuple(VARIANTS), "the variants to run", flag=False)
+    worker: str | None = option(None, "measure one variant of MODEL in this process",
+                                choices=tuple(RECIPES), flag=False)
+
+    def steps(self, model: str) -> int:
+        return {"lenet": self.lenet_steps, "nin": self.nin_steps}[model]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.cpu_flags",
+                       description=__doc__.splitlines()[0])
+    add_flags(p, FlagsOptions())
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                   metavar="NAME", help=f"the variants to run, of: {', '.join(VARIANTS)} "
+                   "(default: all)")
+    p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    options = options_from(FlagsOptions, args, variants=tuple(args.variants), worker=args.worker)
+    if options.worker and len(options.variants) != 1:
+        raise JaxninError("--worker measures one variant: give one --variants NAME")
+    run(options)
+    return 0
+
+
+def run(options: FlagsOptions) -> None:
+    """The measurement (main calls it once every option is checked)."""
+    if options.worker:
+        model, (name,) = options.worker, options.variants
+        print(json.dumps(measure(model, options.steps(model), VARIANTS[name][1])))
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; lenet {args.lenet_steps} "
-          f"steps, nin {args.nin_steps} steps a timed epoch\n")
-    rows = {(n, m): [] for n in args.variants for m in RECIPES}
-    for _ in range(args.repeats):
-        for name in args.variants:
-            for model, steps in (("lenet", args.lenet_steps), ("nin", args.nin_steps)):
-                rows[name, model].append(run_variant(name, model, steps))
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; lenet {options.lenet_steps} "
+          f"steps, nin {options.nin_steps} steps a timed epoch\n")
+    rows = {(n, m): [] for n in options.variants for m in RECIPES}
+    for _ in range(options.repeats):
+        for name in options.variants:
+            for model in ("lenet", "nin"):
+                rows[name, model].append(run_variant(name, model, options.steps(model)))
     print("| variant | XLA_FLAGS | LeNet b16 ms/step | NiN@67 b128 ms/step | LeNet same bits "
           "| NiN same bits | warm-up epoch (compile) s, LeNet / NiN |\n"
           "|---|---|---:|---:|---|---|---|")
-    for name in args.variants:
+    for name in options.variants:
         cells = []
         for model in RECIPES:
             runs = rows[name, model]
@@ -144,4 +180,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -10,7 +10,10 @@
 Synthetic inputs; only the shapes matter for the time.
 """
 import argparse
+import dataclasses
+import os
 import platform
+import sys
 import time
 
 import jax
@@ -18,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
 from jaxnin.models import create_model
+from jaxnin.options import COUNT, option
 from jaxnin.train import steps
 
 MODELS = [("lenet", {}, (28, 28, 1)), ("nin", {}, (67, 67, 1)),
@@ -65,24 +70,46 @@ def step_times(name, options, shape, replicas, batch_size, repeats):
     return times
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+@dataclasses.dataclass(frozen=True)
+class LeversOptions:
+    """The command line, each number with its range."""
+    repeats: int = option(5, "timed calls of each train step, after one warm-up call",
+                          within=COUNT)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.cpu_levers",
+                       description=__doc__.splitlines()[0])
+    add_flags(p, LeversOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    options = options_from(LeversOptions, parser().parse_args(argv))
+    run(options)
+    return 0
+
+
+def run(options: LeversOptions) -> None:
+    """The measurement (main calls it once every option is checked)."""
     print(f"jax {jax.__version__} on {platform.processor() or platform.machine()}, "
           f"{jax.devices()[0].platform}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print("| init of | default compile | level-0 compile | same bits |\n|---|---:|---:|---|")
-    for name, options, shape in MODELS:
-        default, level0, same = init_compile(name, options, shape)
+    for name, model_options, shape in MODELS:
+        default, level0, same = init_compile(name, model_options, shape)
         print(f"| {name} {shape[0]}x{shape[1]} | {default:.2f} s | {level0:.2f} s | {same} |",
               flush=True)
     print("\n| train step, 2 replicas of batch 64 | vmapped | side by side | single run (1 "
           "replica) |\n|---|---:|---:|---:|")
-    for name, options, shape in MODELS[:2]:
-        t = step_times(name, options, shape, 2, 64, args.repeats)
+    for name, model_options, shape in MODELS[:2]:
+        t = step_times(name, model_options, shape, 2, 64, options.repeats)
         print(f"| {name} {shape[0]}x{shape[1]} | {t['vmapped'] * 1e3:.0f} ms | "
               f"{t['side by side'] * 1e3:.0f} ms | {t['single run'] * 1e3:.0f} ms |", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    # Compile times are what this measures: never read from jaxnin's persistent compilation
+    # cache, which run_main turns on where JAX is already loaded (as it is here).
+    os.environ["JAXNIN_COMPILE_CACHE"] = "0"
+    sys.exit(run_main(main))

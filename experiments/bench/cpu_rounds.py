@@ -7,10 +7,16 @@ loop), `ynnpack/` and `eigen/` (`--cpu-compare --no-torch --set cpu_convolutions
 `vgg.jsonl` (experiments.bench.cpu_convolutions' lines). Ratios are taken within a round, then
 the median over rounds; prints one JSON object.
 """
+import argparse
+import dataclasses
 import json
 import statistics
 import sys
 from pathlib import Path
+
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.errors import JaxninError
+from jaxnin.options import option
 
 RUNS = ("recipes", "ynnpack", "eigen")
 RATIOS = {  # name -> (numerator, denominator): examples/s, or ms a step for VGG (inverted)
@@ -52,5 +58,36 @@ def summary(folder: Path) -> dict:
             "ratios": ratios}
 
 
+@dataclasses.dataclass(frozen=True)
+class RoundsOptions:
+    """The command line: DIR only; a number added here gets its flag and range from add_flags."""
+    folder: str = option(None, "the folder that holds round*/", flag=False)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.cpu_rounds",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="the folder that holds round*/ (each with recipes/, ynnpack/, "
+                   "eigen/ and vgg.jsonl)")
+    add_flags(p, RoundsOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    options = options_from(RoundsOptions, args, folder=args.dir)
+    if not Path(options.folder).is_dir():
+        raise JaxninError(f"{options.folder} is not a folder: give the one that holds the "
+                          "round*/ folders")
+    run(options)
+    return 0
+
+
+def run(options: RoundsOptions) -> None:
+    """The work (main calls it once the folder is checked): the summary, as JSON."""
+    print(json.dumps(summary(Path(options.folder)), indent=1))
+
+
 if __name__ == "__main__":
-    print(json.dumps(summary(Path(sys.argv[1])), indent=1))
+    sys.exit(run_main(main))

@@ -22,8 +22,10 @@ import tempfile
 from pathlib import Path
 
 from experiments.bench import policy, tta
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
 from jaxnin.data.vision import load_dataset
 from jaxnin.experiments import fashion_nin, mnist_lenet
+from jaxnin.options import COUNT, option
 from jaxnin.versions import usable_cores
 
 QUICK_NIN = dataclasses.replace(fashion_nin.DEFAULTS, epochs=1, resize=67, limit_train=4096,
@@ -93,22 +95,42 @@ def markdown(rows: list[dict], argv: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class FirstEpochOptions:
+    """The command line, each number with its range."""
+    data_dir: str | None = option(None, "where the datasets are [$JAXNIN_DATA_DIR]")
+    repeats: int = option(2, "runs of each side", within=COUNT)
+    out: str | None = option(None, "write the table here too (Markdown), and its rows beside "
+                             "it (.json)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.first_epoch", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flags(p, FirstEpochOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("JAXNIN_DATA_DIR"))
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each side (default 2)")
-    parser.add_argument("--out", type=Path, help="write the table here too (Markdown)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="first-epoch-") as scratch:
-        rows = measure(args.data_dir, args.repeats, Path(scratch))
-    table = markdown(rows, argv)
-    print(table)
-    if args.out:
-        args.out.write_text(table)
-        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    options = options_from(FirstEpochOptions, parser().parse_args(argv))
+    run(options, argv)
     return 0
 
 
+def run(options: FirstEpochOptions, argv: list[str]) -> None:
+    """The measurement (main calls it once every option is checked); `argv` heads the table."""
+    data_dir = options.data_dir if options.data_dir is not None else os.environ.get(
+        "JAXNIN_DATA_DIR")
+    with tempfile.TemporaryDirectory(prefix="first-epoch-") as scratch:
+        rows = measure(data_dir, options.repeats, Path(scratch))
+    table = markdown(rows, argv)
+    print(table)
+    if options.out:
+        out = Path(options.out)
+        out.write_text(table)
+        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_main(main))

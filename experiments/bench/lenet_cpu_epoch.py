@@ -10,6 +10,7 @@ bits). Absolute milliseconds on a shared, nice'd machine are not figures; ratios
 run are.
 """
 import argparse
+import dataclasses
 import functools
 import hashlib
 import json
@@ -19,33 +20,62 @@ import subprocess
 import sys
 import time
 
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.errors import JaxninError
+from jaxnin.options import COUNT, option
+
 VARIANTS = ("base", "cli", "torch", "gather", "gather_cli", "sync_rare", "no_async",
             "no_concurrency_sched", "legacy_runtime", "components")
 ENV = {"no_concurrency_sched": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
        "legacy_runtime": "--xla_cpu_use_thunk_runtime=false"}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--variants", default="base,torch")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--one")
-    args = parser.parse_args(argv)
-    if args.one:
-        print(json.dumps(run_one(args.one, args.steps, args.repeats)), flush=True)
+@dataclasses.dataclass(frozen=True)
+class EpochOptions:
+    """The command line, each number with its range."""
+    variants: str = option("base,torch", f"comma-separated, of: {', '.join(VARIANTS)}")
+    rounds: int = option(3, "processes of each variant, the variants alternating",
+                         within=COUNT)
+    steps: int = option(1000, "steps a timed epoch", within=COUNT)
+    repeats: int = option(2, "timed epochs of each process, after one warm-up epoch",
+                          within=COUNT)
+    one: str | None = option(None, "run VARIANT in this process and print its JSON line",
+                             choices=VARIANTS)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.lenet_cpu_epoch",
+                       description=__doc__.splitlines()[0])
+    add_flags(p, EpochOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    options = options_from(EpochOptions, parser().parse_args(argv))
+    unknown = [v for v in options.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        raise JaxninError(f"--variants {options.variants!r}: {', '.join(unknown)} is no "
+                          f"variant; choose from {', '.join(VARIANTS)} (comma-separated)")
+    run(options)
+    return 0
+
+
+def run(options: EpochOptions) -> None:
+    """The measurement (main calls it once every option is checked)."""
+    if options.one:
+        print(json.dumps(run_one(options.one, options.steps, options.repeats)), flush=True)
         return
-    variants = args.variants.split(",")
+    variants = options.variants.split(",")
     results = {v: [] for v in variants}
-    for round_ in range(args.rounds):
+    for round_ in range(options.rounds):
         for variant in variants:
             env = dict(os.environ)
             if variant in ENV:
                 env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + ENV[variant]).strip()
             out = subprocess.run([sys.executable, "-m", "experiments.bench.lenet_cpu_epoch",
-                                  "--one", variant, "--steps", str(args.steps),
-                                  "--repeats", str(args.repeats)],
+                                  "--one", variant, "--steps", str(options.steps),
+                                  "--repeats", str(options.repeats)],
                                  env=env, capture_output=True, text=True)
             lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
             if out.returncode or not lines:
@@ -240,10 +270,6 @@ def run_torch(steps, repeats):
             "threads": result["settings"]["num_threads"]}
 
 
-if __name__ == "__main__":
-    main()
-
-
 def trace_steps(steps=300, out_dir="/tmp/lenet_trace"):
     """Trace `steps` pipelined steps as train_epoch dispatches them; print per-thread spans."""
     import collections
@@ -421,3 +447,7 @@ def fused2_epoch(state, split, key, batch_size):
         state, s = _FUSED2[0](state, split, order, dropout_key, index)
         sums.append(s)
     return state, jax.tree.map(lambda *s: jnp.sum(jnp.stack(s), axis=0), *sums)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -8,12 +8,17 @@ threads; each kernel's convolution or dot read from the compiled HLO), PyTorch w
 torch.profiler (each aten op's own CPU time, by input shapes). Times are per step.
 """
 import argparse
+import dataclasses
+import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from experiments.bench.profile import profile_epoch
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.options import COUNT, option
 
 
 def jaxnin_ops(steps: int, batch_size: int) -> tuple[float, list[tuple[str, float, str]]]:
@@ -113,20 +118,43 @@ def table(title: str, wall: float, rows, top: int) -> list[str]:
     return lines + [""]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--top", type=int, default=15)
-    args = parser.parse_args()
+@dataclasses.dataclass(frozen=True)
+class KernelsOptions:
+    """The command line, each number with its range."""
+    steps: int = option(5, "traced training steps of each side, after 2 warm-up steps",
+                        within=COUNT)
+    batch_size: int = option(128, "examples a step", within=COUNT)
+    top: int = option(15, "ops listed for each side, the longest first", within=COUNT)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.bench.nin_kernels",
+                       description=__doc__.splitlines()[0])
+    add_flags(p, KernelsOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    options = options_from(KernelsOptions, parser().parse_args(argv))
+    run(options)
+    return 0
+
+
+def run(options: KernelsOptions) -> None:
+    """The measurement (main calls it once every option is checked)."""
     import platform
     print(f"{platform.processor() or platform.machine()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; NiN at 67x67, batch "
-          f"{args.batch_size}, {args.steps} traced steps\n")
-    print("\n".join(table("jaxnin (XLA CPU)", *jaxnin_ops(args.steps, args.batch_size), args.top)))
-    print("\n".join(table("PyTorch (eager, CPU)", *torch_ops(args.steps, args.batch_size),
-                          args.top)))
+          f"{options.batch_size}, {options.steps} traced steps\n")
+    print("\n".join(table("jaxnin (XLA CPU)", *jaxnin_ops(options.steps, options.batch_size),
+                          options.top)))
+    print("\n".join(table("PyTorch (eager, CPU)", *torch_ops(options.steps, options.batch_size),
+                          options.top)))
 
 
 if __name__ == "__main__":
-    main()
+    # As before run_main: the step is compiled here, not read from jaxnin's persistent
+    # compilation cache (which run_main turns on where JAX is already loaded, as it is here).
+    os.environ["JAXNIN_COMPILE_CACHE"] = "0"
+    sys.exit(run_main(main))

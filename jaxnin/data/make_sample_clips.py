@@ -15,6 +15,7 @@ writes the same pixels.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -22,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin import files
-from jaxnin.cli import ArgumentParser, run_main
+from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
 from jaxnin.data.dataset import scratch_beside
 from jaxnin.errors import JaxninError
+from jaxnin.options import SEED, Range, option
 
 MOTIONS = ("circle", "down", "left", "right", "up", "wave", "zoom_in", "zoom_out")
 SHAPES = ("disk", "square", "ring")
@@ -164,22 +166,39 @@ def write_video(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
         container.mux(stream.encode())  # flush the encoder
 
 
+@dataclasses.dataclass(frozen=True)
+class SampleClipOptions:
+    """The command's options, each with its range (OUT_DIR is its positional argument)."""
+    # Upper bounds against a typo's extra digits, not limits of the code: the default (50 a
+    # class, 64 pixels) writes 400 clips in seconds. A class needs two clips, one for
+    # training and one for testing; 10,000 a class is 80,000 clips (minutes, and GBs of .npy
+    # at 64 pixels).
+    clips_per_class: int = option(50, "clips of each motion", within=Range(2, 10_000))
+    # yuv420p halves each side: at least 16, and even (a separate check, in
+    # write_sample_clips). 1024 pixels a side is 256 times the default's pixels: about a
+    # second and 17 MB of .npy a clip; larger frames are no longer a sample.
+    size: int = option(64, "frame side in pixels, even", within=Range(16, 1024))
+    seed: int = option(0, "the same seed writes the same pixels", within=SEED)
+    format: str = option("auto", "mp4 needs PyAV; npy writes (T, H, W) uint8 arrays; auto: mp4 "
+                         "where PyAV is installed", choices=FORMATS)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m jaxnin.data.make_sample_clips", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dir", help="a new folder for the clips")
+    add_flags(p, SampleClipOptions())
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
 def main(argv) -> int:
-    parser = ArgumentParser(prog="python -m jaxnin.data.make_sample_clips", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out_dir", help="a new folder for the clips")
-    parser.add_argument("--clips-per-class", type=int, default=50, help="[50]")
-    parser.add_argument("--size", type=int, default=64, help="frame side in pixels [64]")
-    parser.add_argument("--seed", type=int, default=0, help="[0]")
-    parser.add_argument("--format", choices=FORMATS, default="auto", help="mp4 needs PyAV; npy "
-                        "writes (T, H, W) uint8 arrays; auto: mp4 where PyAV is installed [auto]")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    if args.clips_per_class < 2:
-        raise JaxninError(f"--clips-per-class must be at least 2, got {args.clips_per_class}")
-    out = write_sample_clips(args.out_dir, args.clips_per_class, args.size, args.seed,
-                             args.format)
-    print(f"wrote {args.clips_per_class * len(MOTIONS)} clips in {len(MOTIONS)} classes to {out}")
+    args = parser().parse_args(argv)
+    options = options_from(SampleClipOptions, args)  # every value in its range, before any file
+    out = write_sample_clips(args.out_dir, options.clips_per_class, options.size, options.seed,
+                             options.format)
+    print(f"wrote {options.clips_per_class * len(MOTIONS)} clips in {len(MOTIONS)} classes to "
+          f"{out}")
     return 0
 
 
