@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import os
 import re
+import select
 import sys
 import threading
 from pathlib import Path
@@ -45,6 +46,13 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
         if from_command_line:
             guard.interrupted_exit(code)  # where a signal made this error: ends here
         return code
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe's (a child's): a bug, said by the clause below
+        # `... | head`: the output's reader has ended; the run stops, saying what it keeps.
+        _stdout_to_devnull()  # or the interpreter's last flush fails again, with a traceback
+        return _say("error: standard output was closed by its reader (a pipe such as `| head` "
+                    f"ended), so this command stopped; {guard.kept_line()}", 2)
     except (KeyboardInterrupt, Exception) as err:  # noqa: BLE001 -- see below
         if isinstance(err, KeyboardInterrupt) or guard.signalled():
             # Outside fit's training (which says it itself), or a KeyboardInterrupt that
@@ -222,8 +230,30 @@ def enable_compile_cache() -> None:
 
 
 def _say(line: str, code: int) -> int:
-    print(line, file=sys.stderr, flush=True)
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:  # stderr is gone too (`2>&1 | head`): the exit code is all that is left
+        pass
     return code
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end is closed."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (not POSIX), or no real stdout
+        return False
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _quiet_libraries(debug: bool) -> None:

@@ -204,6 +204,21 @@ def test_signal_keeps_latest_and_says_how_to_resume(signum, shared_data, mnist, 
     assert len(json.loads((tmp_path / "history.json").read_text())) == saved + 1
 
 
+def test_a_closed_output_pipe_stops_the_run_saying_what_is_saved(shared_data, mnist, data_cache,
+                                                                 tmp_path):
+    """`... | head`: the reader ends, the next line cannot be written; one line on stderr."""
+    proc = start("mnist_lenet", lenet(shared_data, tmp_path, "--epochs", "50"), data_cache)
+    while not proc.stdout.readline().startswith("epoch   1"):
+        assert proc.poll() is None, proc.communicate()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    line = one_error_line(proc.returncode, err, "standard output was closed", "--resume")
+    saved = CheckpointStore(tmp_path / "checkpoints")
+    assert f"epochs up to {saved.latest_epoch()} are saved" in line
+    saved.close()
+
+
 def test_kill_9_loses_at_most_the_current_epoch(shared_data, mnist, data_cache, tmp_path):
     """SIGKILL mid-run, then --resume: the finished run equals one never interrupted."""
     args = lambda workdir, *more: lenet(shared_data, workdir, "--epochs", "6", "--batch-size",
