@@ -1,6 +1,8 @@
 """`python -m jaxnin`: the recipes, what each is for, and the command that runs it."""
+import argparse
 import sys
 
+from jaxnin.cli import ArgumentParser, run_main
 from jaxnin.recipes import RECIPES
 
 TOOLS = (
@@ -19,6 +21,13 @@ def listing() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv) -> int:
+    # No options: a flag typed here is refused in one line rather than ignored.
+    ArgumentParser(prog="python -m jaxnin", description=listing(),
+                   formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     print(listing())
-    sys.exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -208,6 +208,13 @@ def test_a_model_option_on_the_module_reaches_help_summary_validation_and_config
     assert "--extra-width" in capsys.readouterr().out
 
 
+def test_python_m_jaxnin_refuses_an_argument_rather_than_ignoring_it():
+    from jaxnin import __main__ as listing_command
+
+    with pytest.raises(JaxninError, match="unrecognized arguments: --seed 3"):
+        listing_command.main(["--seed", "3"])
+
+
 def test_python_m_jaxnin_lists_every_recipe_and_its_command():
     done = subprocess.run([sys.executable, "-m", "jaxnin"], capture_output=True, text=True,
                           timeout=120)
