@@ -132,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
     add_flags(p, FlagsOptions())
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
                    metavar="NAME", help=f"the variants to run, of: {', '.join(VARIANTS)} "
-                   "(default: all)")
+                   "(default: all; `default` is always run, the others are compared with it)")
     p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -140,7 +140,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
-    options = options_from(FlagsOptions, args, variants=tuple(args.variants), worker=args.worker)
+    variants = tuple(args.variants)
+    if not args.worker:  # every other row's "same bits" is a comparison with the default's
+        variants = ("default", *(name for name in variants if name != "default"))
+    options = options_from(FlagsOptions, args, variants=variants, worker=args.worker)
     if options.worker and len(options.variants) != 1:
         raise JaxninError("--worker measures one variant: give one --variants NAME")
     run(options)

@@ -37,7 +37,7 @@ FLAGS = ("epochs", "resize", "limit_train", "limit_test", "optimizer", "lr", "ba
 
 
 def jaxnin_command(module, defaults, config, workdir: Path) -> list[str]:
-    flags = [f"--data-dir={config.data_dir}"]
+    flags = [f"--data-dir={config.data_dir}"] if config.data_dir else []
     for key in FLAGS:
         value = getattr(config, key)
         if value != getattr(defaults, key):
@@ -74,7 +74,8 @@ def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
         for run in range(1, repeats + 1):  # interleaved, so that both see the same machine
             for side, command in (("jaxnin", jaxnin_command), ("torch", torch_command)):
                 workdir = scratch / f"{module}-{side}-{run}"
-                args = (module, defaults, config, workdir) if side == "jaxnin" else (config, workdir)
+                args = ((module, defaults, config, workdir) if side == "jaxnin"
+                        else (config, workdir))
                 result = timed(command(*args), workdir, scratch / f"{workdir.name}.log", env)
                 rows.append({"recipe": name, "side": side, "run": run, **result})
                 print(json.dumps(rows[-1]), flush=True)
