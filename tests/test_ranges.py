@@ -241,7 +241,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Entry points that take no numeric option, so no range to walk (each is still an entry point:
 # the test fails when one goes, so that this list stays true).
 NO_NUMBERS = {
-    "jaxnin.__main__",  # `python -m jaxnin` prints the recipes and tools; it reads no argument
+    "jaxnin.__main__",  # `python -m jaxnin` prints the recipes and tools; it takes no argument
     "experiments.bench.__main__",  # hands its arguments to experiments.bench.cli ("bench")
     "experiments.acceptance.__main__",  # the same for experiments.acceptance.cli ("acceptance")
     # The bench's child: one job as JSON, built by the bench from its checked options; no
