@@ -90,6 +90,18 @@ def in_flags(message: str) -> str:
 
 # --- flags made from option fields (jaxnin.options) -------------------------------------------
 
+def command_parser(prog: str, doc: str, options=None) -> ArgumentParser:
+    """A command's parser: `doc` (its module's docstring) as the help's text, one flag per
+    option of `options` (an options dataclass instance, its values shown as the defaults), and
+    --debug (which run_main reads). A command adds its positionals and its own flags to it."""
+    parser = ArgumentParser(prog=prog, description=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    if options is not None:
+        add_flags(parser, options)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
 def add_flags(parser, defaults, *, help_overrides: Mapping[str, str] | None = None,
               aliases: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """One flag per option field of `defaults`' dataclass, its help ending in `defaults`' value.

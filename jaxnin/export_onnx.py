@@ -19,7 +19,6 @@ A bfloat16 run keeps fp32 weights; ONNX Runtime has no bf16 convolution on the C
 export computes in fp32 with those weights, and the line printed also gives how far that is
 from the run's own bf16 logits.
 """
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -33,7 +32,7 @@ import numpy as np
 
 import jaxnin
 from jaxnin import files
-from jaxnin.cli import ArgumentParser, RunOptions, add_run_flags, options_from, run_main
+from jaxnin.cli import RunOptions, add_run_flags, command_parser, options_from, run_main
 from jaxnin.data.pipeline import preprocess, resize_matrix
 from jaxnin.errors import JaxninError
 from jaxnin.models import create_model
@@ -207,10 +206,8 @@ def _conversion_logs_muted():
 
 
 def _parser():
-    parser = ArgumentParser(prog="python -m jaxnin.export_onnx", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m jaxnin.export_onnx", __doc__)
     add_run_flags(parser, ExportOptions())
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 

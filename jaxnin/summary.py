@@ -6,7 +6,7 @@ recipes' commands: `python -m jaxnin.summary nin --help` lists NiN's.
 import dataclasses
 import sys
 
-from jaxnin.cli import ArgumentParser, add_flags, given, options_from, run_main
+from jaxnin.cli import ArgumentParser, add_flags, command_parser, given, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.models import DEFAULT_INPUT_SHAPES, MODELS, create_model, model_class
 from jaxnin.options import COUNT, option
@@ -36,10 +36,8 @@ def main(argv) -> int:
 
 
 def _parser(model: str | None = None):
-    parser = ArgumentParser(prog="python -m jaxnin.summary", description=__doc__)
+    parser = command_parser("python -m jaxnin.summary", __doc__, SummaryOptions())
     parser.add_argument("model", choices=sorted(MODELS))
-    add_flags(parser, SummaryOptions())
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     if model in MODELS:
         add_flags(parser.add_argument_group(f"{model} options"), model_class(model)())
     return parser

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from jaxnin import guard
-from jaxnin.cli import ArgumentParser, add_flags, options_from
+from jaxnin.cli import command_parser, options_from
 from jaxnin.errors import JaxninError
 from jaxnin.options import POSITIVE, option
 
@@ -202,8 +202,4 @@ def _check_archive(archive: str | None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.acceptance", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(p, AcceptanceOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.acceptance", __doc__, AcceptanceOptions())

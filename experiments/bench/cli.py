@@ -34,7 +34,7 @@ import jaxnin
 from experiments.bench import overrides, policy, report, tta
 from experiments.bench.jaxnin_side import TRAIN_FLOPS_NOTE
 from experiments.bench.worker import REPO, run_in_child, run_job
-from jaxnin.cli import ArgumentParser, add_flags, options_from
+from jaxnin.cli import command_parser, options_from
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, POSITIVE, Range, option
@@ -507,16 +507,12 @@ class BenchOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(p, BenchOptions())
+    p = command_parser("python -m experiments.bench", __doc__, BenchOptions())
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="change a field of every run's config (jaxnin.TrainConfig: "
                    f"{', '.join(overrides.field_names())}); repeatable; VALUE is JSON or a "
                    "plain string, e.g. --set lr=0.05 --set clip_norm=1 --set data_dir=/data "
                    "--set 'model_options={\"num_1x1\": 1}'")
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line "
-                   "errors")
     return p
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.models import MODELS
 from jaxnin.options import COUNT, option
 from jaxnin.train.kernels import CPU_CONVOLUTIONS
@@ -69,11 +69,9 @@ class ConvolutionsOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.cpu_convolutions",
-                       description=__doc__.split("\n\n")[0])
-    add_flags(p, ConvolutionsOptions())
+    p = command_parser("python -m experiments.bench.cpu_convolutions", __doc__,
+                       ConvolutionsOptions())
     p.add_argument("--one", choices=CPU_CONVOLUTIONS, help=argparse.SUPPRESS)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 

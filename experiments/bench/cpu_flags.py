@@ -20,7 +20,7 @@ import sys
 import time
 
 from experiments.bench.worker import checkout_env
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, option
 
@@ -127,14 +127,11 @@ class FlagsOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.cpu_flags",
-                       description=__doc__.splitlines()[0])
-    add_flags(p, FlagsOptions())
+    p = command_parser("python -m experiments.bench.cpu_flags", __doc__, FlagsOptions())
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
                    metavar="NAME", help=f"the variants to run, of: {', '.join(VARIANTS)} "
                    "(default: all; `default` is always run, the others are compared with it)")
     p.add_argument("--worker", choices=list(RECIPES), help=argparse.SUPPRESS)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 

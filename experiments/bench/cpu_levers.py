@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.models import create_model
 from jaxnin.options import COUNT, option
 from jaxnin.train import steps
@@ -78,11 +78,7 @@ class LeversOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.cpu_levers",
-                       description=__doc__.splitlines()[0])
-    add_flags(p, LeversOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.bench.cpu_levers", __doc__, LeversOptions())
 
 
 def main(argv) -> int:

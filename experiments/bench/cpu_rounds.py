@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import option
 
@@ -65,12 +65,9 @@ class RoundsOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.cpu_rounds",
-                       description=__doc__.splitlines()[0])
+    p = command_parser("python -m experiments.bench.cpu_rounds", __doc__, RoundsOptions())
     p.add_argument("dir", help="the folder that holds round*/ (each with recipes/, ynnpack/, "
                    "eigen/ and vgg.jsonl)")
-    add_flags(p, RoundsOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from experiments.bench import policy, tta
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.data.vision import load_dataset
 from jaxnin.experiments import fashion_nin, mnist_lenet
 from jaxnin.options import COUNT, option
@@ -106,11 +106,7 @@ class FirstEpochOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.first_epoch", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(p, FirstEpochOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.bench.first_epoch", __doc__, FirstEpochOptions())
 
 
 def main(argv) -> int:

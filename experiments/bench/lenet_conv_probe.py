@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +26,7 @@ class ProbeOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.lenet_conv_probe",
-                       description=__doc__.split("\n\n")[0])
-    add_flags(p, ProbeOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.bench.lenet_conv_probe", __doc__, ProbeOptions())
 
 
 def main(argv) -> int:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, option
 
@@ -44,11 +44,7 @@ class EpochOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.lenet_cpu_epoch",
-                       description=__doc__.splitlines()[0])
-    add_flags(p, EpochOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.bench.lenet_cpu_epoch", __doc__, EpochOptions())
 
 
 def main(argv) -> int:
@@ -101,7 +97,6 @@ def run_one(variant, steps, repeats):
     import jax
     if variant == "no_async":
         jax.config.update("jax_cpu_enable_async_dispatch", False)
-    import jax.numpy as jnp
     from experiments.bench.jaxnin_side import random_data
     from jaxnin.data.pipeline import to_device
     from jaxnin.recipes import recipe
@@ -359,7 +354,6 @@ def slice_blocks(n=200):
     step's dispatch returning, then the slice (and separately a Python-int index's
     transfer) dispatched while that step is in flight, then the step's remaining wait."""
     import jax
-    import jax.numpy as jnp
     from experiments.bench.jaxnin_side import random_data
     from jaxnin.data.pipeline import to_device
     from jaxnin.recipes import recipe

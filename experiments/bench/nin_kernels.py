@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from experiments.bench.profile import profile_epoch
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.options import COUNT, option
 
 
@@ -128,11 +128,7 @@ class KernelsOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m experiments.bench.nin_kernels",
-                       description=__doc__.splitlines()[0])
-    add_flags(p, KernelsOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
+    return command_parser("python -m experiments.bench.nin_kernels", __doc__, KernelsOptions())
 
 
 def main(argv) -> int:

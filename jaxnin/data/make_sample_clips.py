@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin import files
-from jaxnin.cli import ArgumentParser, add_flags, options_from, run_main
+from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.data.dataset import scratch_beside
 from jaxnin.errors import JaxninError
 from jaxnin.options import SEED, Range, option
@@ -184,11 +184,8 @@ class SampleClipOptions:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m jaxnin.data.make_sample_clips", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("python -m jaxnin.data.make_sample_clips", __doc__, SampleClipOptions())
     p.add_argument("out_dir", help="a new folder for the clips")
-    add_flags(p, SampleClipOptions())
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 

@@ -11,7 +11,6 @@ markdown table with the forum's own figures beside ours, curves (mean with a ± 
 the raw JSON. Finished variants are read back from their workdirs, so an interrupted ablation
 resumes where it stopped.
 """
-import argparse
 import dataclasses
 import json
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from jaxnin.cli import ArgumentParser, add_flags, interrupt_on_sigterm, options_from, run_main
+from jaxnin.cli import command_parser, interrupt_on_sigterm, options_from, run_main
 from jaxnin.data import load_data
 from jaxnin.errors import JaxninError
 from jaxnin.recipes import RECIPES, recipe
@@ -223,11 +222,7 @@ def _gb(size: int | None) -> str:
 
 
 def _parser():
-    parser = ArgumentParser(prog="python -m jaxnin.experiments.nin_ablation", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(parser, AblationOptions())
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
+    return command_parser("python -m jaxnin.experiments.nin_ablation", __doc__, AblationOptions())
 
 
 if __name__ == "__main__":

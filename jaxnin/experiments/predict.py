@@ -5,7 +5,6 @@
 Prints `predicted: "X", actual: "Y"` for the first N test images, with class names, and writes
 RUN_DIR/predictions.png: the images titled with both labels, wrong predictions in red.
 """
-import argparse
 import dataclasses
 import os
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnin.cli import ArgumentParser, RunOptions, add_run_flags, options_from, run_main
+from jaxnin.cli import RunOptions, add_run_flags, command_parser, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, option
 from jaxnin.report.plots import prediction_grid
@@ -67,10 +66,8 @@ def _cannot_write(out: Path, why: str):
 
 
 def _parser():
-    parser = ArgumentParser(prog="python -m jaxnin.experiments.predict", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m jaxnin.experiments.predict", __doc__)
     add_run_flags(parser, PredictOptions())
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
