@@ -34,6 +34,7 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     debug = "--debug" in argv
     _quiet_libraries(debug)
     guard.saving_into(None)  # nothing of this command's is saved yet
+    guard.keeping(None)
     if from_command_line:
         guard.install()
         enable_compile_cache()

@@ -13,6 +13,7 @@
   without stopping them itself: at the deadline, or at once on a second signal.
 """
 import atexit
+import contextlib
 import faulthandler
 import os
 import select
@@ -26,7 +27,8 @@ from pathlib import Path
 GRACE_S = 5.0  # clusters give 10-30 s between SIGTERM and SIGKILL
 _ENDED_WELL = b"k"
 _state = {"installed": False, "checkpoints": None, "kept": None, "watcher": None,
-          "signalled": False, "groups": set(), "holding": False, "held": False}
+          "signalled": False, "groups": set(), "holding": False, "held": False,
+          "tidy": None}
 
 
 def install(handler=None) -> None:
@@ -91,25 +93,37 @@ def interrupted_exit(code: int) -> None:
 
 
 def saving_into(checkpoints: Path | None) -> None:
-    """From now on, an abnormal end reports the epochs saved under `checkpoints` (None: none);
-    this replaces what keeping() said."""
+    """From now on, an abnormal end reports the epochs saved under `checkpoints` (None: none),
+    unless the command said otherwise with keeping()."""
     _state["checkpoints"] = None if checkpoints is None else Path(checkpoints)
-    _state["kept"] = None
     if checkpoints is not None and _state["installed"] and _state["watcher"] is None:
         _state["watcher"] = _start_watcher(Path(checkpoints))
 
 
-def keeping(describe: Callable[[], str]) -> None:
-    """For a command whose work is not a run's epochs (a tool that runs recipes as children):
-    from now on an abnormal end says `describe()`, what is on disk and how to go on, instead
-    of saved_line's. It is called from the deadline thread too: it must be quick, never block
-    and never raise."""
+def keeping(describe: Callable[[], str] | None) -> None:
+    """For a command whose work is not one run's epochs (a tool that runs recipes as children,
+    a command that trains several runs): from now on an abnormal end says `describe()`, what
+    is on disk and how to go on, instead of saved_line's (None: saved_line's again). It is
+    called from the deadline thread too: it must be quick, never block and never raise."""
     _state["kept"] = describe
 
 
 def kept_line() -> str:
     """What an abnormal end of this command leaves, and how to go on (see keeping)."""
     return _state["kept"]() if _state["kept"] else saved_line(_state["checkpoints"])
+
+
+@contextlib.contextmanager
+def tidying(tidy: Callable[[], None] | None):
+    """Within this block, should the command end at once (its deadline, a second Ctrl-C), with
+    no chance to run its own clean-up, `tidy()` runs first (None: nothing to tidy). It runs on
+    the deadline thread while the main thread may be anywhere: it must be quick; what it raises
+    is ignored."""
+    _state["tidy"] = tidy
+    try:
+        yield
+    finally:
+        _state["tidy"] = None
 
 
 def owns_group(pgid: int) -> None:
@@ -194,9 +208,19 @@ def _deadline(read_end: int) -> None:
             if os.read(read_end, 1)[0] in (signal.SIGINT, signal.SIGTERM):
                 why = "stopped at once by a second Ctrl-C or SIGTERM"
     _kill_groups()  # first: its children must not outlive a process that says it stopped
+    _tidy()
     print(f"error: {why}; {kept_line()}", file=sys.stderr, flush=True)
     ended_well()
     os._exit(128 + first)
+
+
+def _tidy() -> None:
+    tidy = _state["tidy"]
+    if tidy is not None:
+        try:
+            tidy()
+        except BaseException:  # nothing may stand between the signal and the end
+            pass
 
 
 def _kill_groups() -> None:

@@ -11,6 +11,7 @@ import platform
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxnin import files, guard
 from jaxnin.data import ImageDataset, check_dataset, load_data
-from jaxnin.errors import JaxninError
+from jaxnin.errors import Interrupted, JaxninError
 from jaxnin.report.costs import step_memory
 from jaxnin.report.logging import HistoryFile, write_json
 from jaxnin.runs import Run
@@ -69,17 +70,21 @@ def fit(config: TrainConfig, data: ImageDataset | None = None,
         else data
     check_runnable(config, data)
     workdir = Path(workdir if workdir is not None else default_workdir(config)).absolute()
-    created = not workdir.exists()
+    created = _first_missing(workdir)
     try:
-        with workdir_lock(workdir):
-            history, state = _fit_locked(config, data, workdir, resume,
-                                         [_as_writer(c) for c in callbacks], progress or _Quiet())
-    except JaxninError:
-        if created and is_primary():  # a first epoch interrupted: no empty folder is left
+        with workdir_lock(workdir), guard.tidying(
+                None if resume or not is_primary() else partial(abandon, workdir, created)):
             try:
-                workdir.rmdir()
-            except OSError:  # not empty (it holds a run), or gone
-                pass
+                history, state = _fit_locked(config, data, workdir, resume,
+                                             [_as_writer(c) for c in callbacks],
+                                             progress or _Quiet())
+            except BaseException:
+                if not resume and is_primary():  # however a fresh run ends, nothing
+                    clear_unsaved(workdir)       # of one that saved no epoch is left
+                raise
+    except BaseException:
+        if is_primary():
+            remove_empty(workdir, created)
         raise
     run = Run(config, workdir, history, tuple(data.class_names), data=data)
     run._restored["latest"] = Restored(state, "latest", history[-1]["epoch"], history[-1])
@@ -103,7 +108,7 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
                        mesh)
     store = CheckpointStore(workdir / "checkpoints", config.best)
     guard.saving_into(store.directory)
-    writers, nothing_kept = [], False
+    writers = []
     with jax.set_mesh(mesh):
         try:
             state, schedule = initial_state(config, data, train)
@@ -118,24 +123,34 @@ def _fit_locked(config: TrainConfig, data: ImageDataset, workdir: Path, resume: 
             state = train_epochs(state, train, test, config, schedule, [*writers, store],
                                  progress if is_primary() else _Quiet(),
                                  first_epoch=len(history) + 1)
-        except KeyboardInterrupt:
-            nothing_kept = not resume and store.latest_epoch() is None
-            raise interrupted(store, cleared=nothing_kept and is_primary()) from None
+        except KeyboardInterrupt:  # fit clears a fresh run that saved nothing
+            raise interrupted(store, cleared=not resume and is_primary()) from None
         except Diverged as err:
             raise diverged(err, config, store) from None
         except AllClassesDead as err:
             raise all_dead(err.record, config, store) from None
         except OutOfMemory as err:
             raise out_of_memory(err.phase, config, test.count) from err
-        finally:
-            for writer in (*writers, store):
-                writer.close()
-            if nothing_kept and is_primary():  # as the next start would clear them
-                clear_unfinished(workdir)
+        finally:  # a writer that fails to close must not hide why the run ended
+            unclosed = close_all([*writers, store])
     # A resume with no epoch left to run keeps the results (and wall time) it found.
     finish(workdir, config, history_file.history,
            recorded if len(history_file.history) == len(history) else None)
+    if unclosed is not None:  # after the results: the run itself is complete
+        raise unclosed
     return history_file.history, state
+
+
+def close_all(writers: list) -> Exception | None:
+    """Close every writer, even after one fails (curves drawn onto the disk that just filled
+    up); return the first failure."""
+    failure = None
+    for writer in writers:
+        try:
+            writer.close()
+        except Exception as err:  # noqa: BLE001 - each writer gets its close
+            failure = failure or err
+    return failure
 
 
 class _Callback:
@@ -256,7 +271,7 @@ def prepare_workdir(workdir: Path, resume: bool, config: TrainConfig | None = No
         raise JaxninError(f"`resume`: {workdir} holds no run (no run.json); "
                           "start one there without `resume`")
     if not resume and finished:
-        changed = _changes_from(workdir, config)
+        changed = _changes_from(workdir, config, finished)
         if changed:
             raise JaxninError(f"{workdir} already holds a different run, with {finished} "
                               f"finished epoch(s) ({changed}): choose another `workdir`")
@@ -268,15 +283,18 @@ def prepare_workdir(workdir: Path, resume: bool, config: TrainConfig | None = No
     return workdir
 
 
-def _changes_from(workdir: Path, config: TrainConfig | None) -> str:
+def _changes_from(workdir: Path, config: TrainConfig | None, finished: int) -> str:
     """How `config` differs from the run's in `workdir` ("lr was 0.1, now 0.2; ..."); empty
-    where it does not, or where the run's config cannot be read (a resume then says why)."""
+    where it does not. A run whose config cannot be read is refused here: neither a fresh
+    start nor a resume could go on with it."""
     if config is None:
         return ""
     try:
         previous = run_config(workdir)
-    except JaxninError:
-        return ""
+    except JaxninError as err:
+        raise JaxninError(f"{workdir} already holds a run with {finished} finished epoch(s), "
+                          f"but {err}: restore its run.json from a copy, or choose another "
+                          "`workdir`") from None
     return changes_text(previous, config)
 
 
@@ -284,6 +302,44 @@ def changes_text(previous: TrainConfig, config: TrainConfig) -> str:
     """Each key where the configs differ (changed_keys), as "lr was 0.1, now 0.2", joined."""
     return ", ".join(f"{k} was {getattr(previous, k)!r}, now {getattr(config, k)!r}"
                      for k in previous.changed_keys(config))
+
+
+def clear_unsaved(workdir: Path) -> None:
+    """clear_unfinished, where the run in `workdir` has saved no epoch."""
+    if not finished_epochs(workdir):
+        clear_unfinished(workdir)
+
+
+def abandon(workdir: Path, created: Path | None) -> None:
+    """A fresh run whose process ends at once (guard's deadline, a second Ctrl-C), on guard's
+    thread while the lock is still held: what fit's own ending would remove goes now."""
+    clear_unsaved(workdir)
+    (workdir / LOCK_FILE).unlink(missing_ok=True)
+    remove_empty(workdir, created)
+
+
+def _first_missing(workdir: Path) -> Path | None:
+    """The topmost folder of `workdir`'s path that does not exist yet (None: it exists)."""
+    missing = None
+    for folder in (workdir, *workdir.parents):
+        if os.path.exists(folder):
+            return missing
+        missing = folder
+    return missing
+
+
+def remove_empty(workdir: Path, created: Path | None) -> None:
+    """Remove `workdir` and its parents up to `created` (the topmost one this run made), while
+    each is empty: a run that kept nothing leaves no empty folder behind."""
+    if created is None:
+        return
+    for folder in (workdir, *workdir.parents):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (it holds a run, or the user's files), or gone
+            return
+        if folder == created:
+            return
 
 
 def clear_unfinished(workdir: Path) -> None:
@@ -339,16 +395,16 @@ def resumed_history(workdir: Path, epoch: int) -> list[dict]:
 
 # --- what fit reports ------------------------------------------------------------------------
 
-def interrupted(store: CheckpointStore, cleared: bool = False) -> JaxninError:
+def interrupted(store: CheckpointStore, cleared: bool = False) -> Interrupted:
     """The one line for Ctrl-C or SIGTERM: what was kept, and how to go on. `cleared`: the
     run's files are removed (no epoch finished), which the line says."""
     epoch = store.latest_epoch()
     if epoch is None:
-        return JaxninError("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
+        return Interrupted("interrupted (Ctrl-C or SIGTERM) before the first epoch finished; "
                            "nothing was saved" + (" (the run's files are removed)" if cleared
                                                   else "")
                            + ": rerun the same command to start again")
-    return JaxninError(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
+    return Interrupted(f"interrupted (Ctrl-C or SIGTERM); epochs up to {epoch} are saved in "
                        f"{store.directory}: resume the run (`resume`) to continue")
 
 

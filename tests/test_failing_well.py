@@ -84,7 +84,10 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
     (["--lr", "nan"], "--lr must be a finite number"),
     (["--momentum", "5"], "--momentum must be in [0, 1)"),
     (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
-    (["--gamma", "0"], "--gamma 0 would stop learning after epoch 10; set --epochs 10 instead"),
+    (["--gamma", "0"], "--gamma must be in (0, 1], got 0.0"),  # a constant lr: no advice
+    (["--gamma", "0", "--schedule", "step", "--step-size", "3"],
+     "--gamma must be in (0, 1], got 0.0: 0 would stop learning after epoch 3; set --epochs 3 "
+     "instead"),
     (["--gamma", "-1"], "--gamma must be in (0, 1]"),
     (["--gamma", "1e6"], "--gamma must be in (0, 1]"),
     (["--batch-size", "0"], "--batch-size must be in [1, 2147483647], got 0"),
@@ -269,7 +272,8 @@ def small_disk(tmp_path):
 def test_full_disk_keeps_the_previous_checkpoints(shared_data, mnist, data_cache, small_disk):
     code, _, err = run("mnist_lenet", lenet(shared_data, small_disk / "run", "--epochs", "5"),
                        data_cache)
-    one_error_line(code, err, "no space left", "previous checkpoints", "--resume")
+    line = one_error_line(code, err, "no space left", "--resume")
+    assert "the checkpoints up to epoch 1 there are intact" in line, line
     store = CheckpointStore(small_disk / "run" / "checkpoints", ("best_loss", "best_acc"))
     try:
         for kind in ("latest", "best_loss", "best_acc"):
@@ -277,6 +281,24 @@ def test_full_disk_keeps_the_previous_checkpoints(shared_data, mnist, data_cache
             assert store.restore(kind, None) is not None  # loads, arrays and all
     finally:
         store.close()
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_no_epoch_was_saved(shared_data, mnist,
+                                                                      data_cache, tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        code, _, err = run("mnist_lenet", lenet(shared_data, mount / "run", "--epochs", "2"),
+                           data_cache)
+        line = one_error_line(code, err, "no space left", "epoch 1", "no epoch was saved",
+                              "start again")
+        assert "intact" not in line and "--resume" not in line, line
+        assert not (mount / "run").exists(), list(mount.rglob("*"))  # nothing half-written
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_corrupt_checkpoint_is_one_line(shared_data, mnist, data_cache, tmp_path):

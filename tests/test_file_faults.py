@@ -5,6 +5,7 @@ Tests run as root (here and in CI), which chmod cannot stop, so a read-only or u
 is made by having the call that touches it fail as the file system would.
 """
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from jaxnin import cli, files
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import mnist_lenet, predict
-from jaxnin.run import prepare_workdir
+from jaxnin.run import fit, prepare_workdir
 from faults import one_error_line
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--limit-train", "256", "--limit-test", "128",
@@ -49,16 +50,34 @@ def copy_of(trained, tmp_path, monkeypatch):
 
 # --- resume from a damaged run ---------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["empty", "truncated", "no config"])
+def damage_run_json(workdir, damage):
+    record = workdir / "run.json"
+    text = record.read_bytes()
+    record.write_bytes({"empty": b"", "truncated": text[:len(text) // 2], "no config": b"{}",
+                        "not UTF-8": b"\x00\xff\xfe"}[damage])
+    return record
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "no config", "not UTF-8"])
 def test_resume_over_a_damaged_run_json_is_one_line(damage, trained, shared_data, tmp_path,
                                                      monkeypatch, capsys):
     workdir = copy_of(trained, tmp_path, monkeypatch)
-    record = workdir / "run.json"
-    text = record.read_text()
-    record.write_text({"empty": "", "truncated": text[:len(text) // 2],
-                       "no config": "{}"}[damage])
+    record = damage_run_json(workdir, damage)
     code = mnist_lenet.RECIPE.main(lenet(shared_data, workdir, "--resume"))
     one_error_line(code, capsys.readouterr().err, "--resume", str(record), "--workdir")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not UTF-8"])
+def test_a_fresh_start_over_a_damaged_run_json_does_not_advise_resume(damage, trained,
+                                                                      shared_data, tmp_path,
+                                                                      monkeypatch, capsys):
+    """A resume could not read it either: the line says so, instead of `add --resume`."""
+    workdir = copy_of(trained, tmp_path, monkeypatch)
+    record = damage_run_json(workdir, damage)
+    code = mnist_lenet.RECIPE.main(lenet(shared_data, workdir))
+    line = one_error_line(code, capsys.readouterr().err, "1 finished epoch", str(record),
+                          "restore its run.json from a copy", "--workdir")
+    assert "add --resume" not in line
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not records"])
@@ -206,3 +225,38 @@ def test_an_unusable_compile_cache_folder_is_one_warning(tmp_path, monkeypatch, 
     assert len(lines) == 1 and lines[0].startswith("warning: "), lines
     assert str(a_file / "xla") in lines[0] and "JAXNIN_COMPILE_CACHE" in lines[0], lines[0]
     assert jax.config.jax_compilation_cache_dir == before
+
+
+# --- the curves, drawn as a run closes -------------------------------------------------------
+
+class ClosingOnAFullDisk:
+    """A writer whose close fails as drawing the curves onto a full disk does."""
+
+    def epoch(self, record, state):
+        pass
+
+    def close(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_writer_failing_to_close_does_not_hide_why_the_run_ended(mnist, tmp_path):
+    from test_interrupts import InterruptAt, config
+
+    with pytest.raises(JaxninError, match="interrupted"):
+        fit(config(epochs=2), mnist, tmp_path / "run", callbacks=[ClosingOnAFullDisk()],
+            progress=InterruptAt(2))
+
+
+def test_curves_that_cannot_be_drawn_are_one_line(mnist, tmp_path, monkeypatch):
+    from jaxnin.report import plots
+    from jaxnin.report.logging import Curves
+    from test_interrupts import config
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(plots, "plot_curves", full)
+    with pytest.raises(JaxninError, match=r"cannot draw the curves into .*\(No space left on "
+                                          r"device\); the run's checkpoints and history.json "
+                                          r"are kept"):
+        fit(config(epochs=1), mnist, tmp_path, callbacks=[Curves(tmp_path, "lenet")])
+    assert json.loads((tmp_path / "run.json").read_text())["results"]["epochs"] == 1

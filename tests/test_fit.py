@@ -149,10 +149,12 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(fashion, tm
     store.close()
 
 
-def test_divergence_in_the_first_epoch_says_nothing_was_saved(fashion, tmp_path):
+def test_divergence_in_the_first_epoch_says_nothing_was_saved_and_leaves_nothing(fashion,
+                                                                                  tmp_path):
     config = dataclasses.replace(TINY, optimizer="sgd", lr=1e4, epochs=2)
     with pytest.raises(JaxninError, match="diverged in epoch 1 .*nothing was saved"):
-        fit(config, fashion, tmp_path)
+        fit(config, fashion, tmp_path / "run")
+    assert not (tmp_path / "run").exists(), list(tmp_path.rglob("*"))
 
 
 def test_no_recompile_when_a_shape_varies_is_caught(fashion, tmp_path, monkeypatch):

@@ -44,10 +44,19 @@ class InterruptAt:
 # --- what is on disk --------------------------------------------------------------------------
 
 def test_ctrl_c_in_the_first_epoch_leaves_nothing_behind(mnist, tmp_path):
-    workdir = tmp_path / "run"
+    workdir = tmp_path / "new" / "run"  # both folders made by the run
     with pytest.raises(JaxninError, match=r"nothing was saved \(the run's files are removed\)"):
         fit(config(epochs=2), mnist, workdir, progress=InterruptAt(1))
-    assert not workdir.exists(), list(workdir.rglob("*"))
+    assert not (tmp_path / "new").exists(), list(tmp_path.rglob("*"))
+
+
+def test_any_end_of_a_run_that_saved_nothing_leaves_nothing_behind(mnist, tmp_path):
+    """`... | head`: the console's epoch line cannot be written, before epoch 1 is saved."""
+    def reader_gone(record):
+        raise BrokenPipeError
+    with pytest.raises(BrokenPipeError):
+        fit(config(epochs=2), mnist, tmp_path / "new" / "run", callbacks=[reader_gone])
+    assert not (tmp_path / "new").exists(), list(tmp_path.rglob("*"))
 
 
 def test_ctrl_c_in_the_first_epoch_of_an_existing_folder_keeps_the_folder(mnist, tmp_path):
@@ -180,15 +189,15 @@ def busy(ready):
         except KeyboardInterrupt:
             pass
 """
-# LeNet's recipe, busy in its second epoch; it prints "busy" there.
-BUSY_IN_EPOCH_2 = BUSY + """
+# LeNet's recipe, busy in epoch BUSY_EPOCH; it prints "busy" there.
+BUSY_IN_EPOCH = BUSY + """
 import sys
 from jaxnin.experiments import mnist_lenet
 from jaxnin.train import loop
 real, calls = loop.run_epoch, []
 def run_epoch(*args, **kwargs):
     calls.append(1)
-    if len(calls) == 2:
+    if len(calls) == BUSY_EPOCH:
         busy("busy")
     return real(*args, **kwargs)
 loop.run_epoch = run_epoch
@@ -196,16 +205,21 @@ sys.exit(mnist_lenet.RECIPE.main())
 """
 
 
+def busy_in_epoch(epoch, args, data_cache):
+    """LeNet's recipe with `args`, started and now busy in `epoch` (see BUSY)."""
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_IN_EPOCH.replace("BUSY_EPOCH", str(epoch)),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "JAXNIN_CACHE_DIR": str(data_cache)})
+    assert "busy\n" in iter(proc.stdout.readline, ""), proc.communicate()
+    return proc
+
+
 def test_a_second_ctrl_c_while_busy_ends_at_once_saying_what_is_saved(shared_data, data_cache,
                                                                       tmp_path):
     """The first Ctrl-C waits for Python to see it (GRACE_S at most); a second one ends the
     command at once, in one line that names the saved epochs."""
-    proc = subprocess.Popen([sys.executable, "-c", BUSY_IN_EPOCH_2,
-                             *lenet(shared_data, tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "JAXNIN_CACHE_DIR": str(data_cache)})
+    proc = busy_in_epoch(2, lenet(shared_data, tmp_path), data_cache)
     try:
-        assert "busy\n" in iter(proc.stdout.readline, ""), proc.communicate()
         deadline = time.monotonic() + 60  # epoch 1's checkpoint may still be being written
         while newest_saved_epoch(tmp_path / "checkpoints") != 1:
             assert time.monotonic() < deadline, "epoch 1 was not saved"
@@ -220,6 +234,24 @@ def test_a_second_ctrl_c_while_busy_ends_at_once_saying_what_is_saved(shared_dat
         assert err.strip() == (
             "error: stopped at once by a second Ctrl-C or SIGTERM; epochs up to 1 are saved in "
             f"{tmp_path / 'checkpoints'}: rerun the same command with --resume to continue"), err
+    finally:
+        proc.kill()
+
+
+def test_a_second_ctrl_c_in_the_first_epoch_leaves_nothing_behind(shared_data, data_cache,
+                                                                   tmp_path):
+    """Ended at once, with no time for the run's own clean-up: the deadline thread removes the
+    files of a run that saved nothing, the lock file and the folders the run made."""
+    proc = busy_in_epoch(1, lenet(shared_data, tmp_path / "new" / "run"), data_cache)
+    try:
+        for _ in range(2):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGINT, err
+        assert err.strip() == ("error: stopped at once by a second Ctrl-C or SIGTERM; nothing was "
+                               "saved: rerun the same command to start again"), err
+        assert not (tmp_path / "new").exists(), list(tmp_path.rglob("*"))
     finally:
         proc.kill()
 

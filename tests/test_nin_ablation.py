@@ -66,3 +66,30 @@ def test_quick_writes_under_runs_not_over_the_kept_tables(shared_data, data_cach
     assert first == f"nin_ablation: table, plots and JSON -> {out}"
     assert (tmp_path / out / "table.md").exists() and (tmp_path / out / "results.json").exists()
     assert not (tmp_path / "experiments").exists()
+
+
+def test_an_interrupted_ablation_says_what_each_variant_kept_and_how_to_go_on(
+        shared_data, data_cache, tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the second variant's second epoch. The ablation has no --resume: a rerun of
+    the same command goes on, so that is what the line advises."""
+    from jaxnin.cli import run_main
+    from jaxnin.train import loop
+
+    monkeypatch.setenv("JAXNIN_CACHE_DIR", str(data_cache))
+    real, calls = loop.run_epoch, []
+
+    def run_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # a2's two epochs, e's first, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_epoch", run_epoch)
+    runs = tmp_path / "runs"
+    code = run_main(nin_ablation.main, ["--quick", "--variants", "a2,e", "--seeds", "1",
+                                        "--data-dir", str(shared_data), "--workdir", str(runs),
+                                        "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (
+        f"error: interrupted (Ctrl-C or SIGTERM); saved in {runs}: a2 up to epoch 2, e up to "
+        "epoch 1; rerun the same command to continue (each variant goes on where it stopped)\n")

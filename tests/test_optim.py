@@ -207,9 +207,13 @@ def test_values_torch_would_not_mean_are_one_line_errors_naming_the_field(flag, 
     assert f"`{flag}` " in message and "\n" not in message, message
 
 
-def test_gamma_zero_says_what_to_do_instead():
-    with pytest.raises(JaxninError, match=r"`gamma` .* set `epochs` 10 instead"):
-        TrainConfig(**{**GOOD, "gamma": 0.0})
+def test_gamma_zero_says_what_to_do_instead_where_it_would_waste_epochs():
+    with pytest.raises(JaxninError, match=r"^`gamma` must be in \(0, 1\], got 0.0: 0 would stop "
+                                          r"learning after epoch 10; set `epochs` 10 instead$"):
+        TrainConfig(**{**GOOD, "gamma": 0.0, "epochs": 11})
+    for unused in ({"epochs": 10}, {"schedule": "constant", "epochs": 11}):  # no decay comes
+        with pytest.raises(JaxninError, match=r"^`gamma` must be in \(0, 1\], got 0.0$"):
+            TrainConfig(**{**GOOD, "gamma": 0.0, **unused})
 
 
 @pytest.mark.parametrize("flag, value", [("momentum", 0.0), ("momentum", 0.999),

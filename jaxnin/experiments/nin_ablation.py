@@ -19,9 +19,10 @@ from pathlib import Path
 
 import jax
 
+from jaxnin import guard
 from jaxnin.cli import command_parser, interrupt_on_sigterm, options_from, run_main
 from jaxnin.data import load_data
-from jaxnin.errors import JaxninError
+from jaxnin.errors import Interrupted, JaxninError
 from jaxnin.recipes import RECIPES, recipe
 from jaxnin.report.ablation import plot_variants, results_table
 from jaxnin.report.costs import run_costs
@@ -29,6 +30,7 @@ from jaxnin.report.estimate import Workload
 from jaxnin.report.logging import Console, Curves, write_json
 from jaxnin.run import command_line, fit
 from jaxnin.options import option
+from jaxnin.train.checkpoint import newest_saved_epoch
 from jaxnin.train.config import SEEDS, NamedConfig, TrainConfig
 
 
@@ -105,15 +107,29 @@ def main(argv) -> int:
     out = Path(args.out or (runs_dir / "results" if args.quick else "experiments/nin_ablation"))
     print(f"nin_ablation: table, plots and JSON -> {out}", flush=True)
     interrupt_on_sigterm()
+    guard.keeping(lambda: _kept(runs_dir, variants))
     rows = []
-    for variant in variants:
-        print(f"nin_ablation: {variant.key} ({variant.label}), {seeds} seeds -> "
-              f"{runs_dir / variant.key}", flush=True)
-        run = _train(configs[variant.key], data, runs_dir / variant.key)
-        costs = _costs(configs[variant.key], data, runs_dir / variant.key / "costs.json")
-        rows.append(_row(variant, configs[variant.key], run, costs))
+    try:
+        for variant in variants:
+            print(f"nin_ablation: {variant.key} ({variant.label}), {seeds} seeds -> "
+                  f"{runs_dir / variant.key}", flush=True)
+            run = _train(configs[variant.key], data, runs_dir / variant.key)
+            costs = _costs(configs[variant.key], data, runs_dir / variant.key / "costs.json")
+            rows.append(_row(variant, configs[variant.key], run, costs))
+    except Interrupted:  # its advice is a single run's (`--resume`): this command's instead
+        raise JaxninError(f"interrupted (Ctrl-C or SIGTERM); {guard.kept_line()}") from None
     _write(out, rows, args)
     return 0
+
+
+def _kept(runs_dir: Path, variants: list[Variant]) -> str:
+    """What a stopped ablation leaves, and how to go on (see guard.keeping)."""
+    saved = [f"{v.key} up to epoch {epoch}" for v in variants
+             if (epoch := newest_saved_epoch(runs_dir / v.key / "checkpoints")) is not None]
+    if not saved:
+        return "nothing was saved: rerun the same command to start again"
+    return (f"saved in {runs_dir}: {', '.join(saved)}; rerun the same command to continue (each "
+            "variant goes on where it stopped)")
 
 
 def _chosen(keys: str | None) -> list[Variant]:

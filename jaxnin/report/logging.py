@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnin.errors import JaxninError
 from jaxnin.files import write_json  # also imported from here by the recipes' code
 from jaxnin.report.estimate import (Workload, clock_text, cost_from_record, cost_from_step,
                                     duration_text, expected_line, seconds_left, step_seconds)
@@ -185,7 +186,12 @@ class Curves:
         if history:
             from jaxnin.report.plots import plot_curves
 
-            plot_curves(history, self.workdir, title=self.title)
+            try:
+                plot_curves(history, self.workdir, title=self.title)
+            except OSError as err:
+                raise JaxninError(f"cannot draw the curves into {self.workdir} "
+                                  f"({err.strerror or err}); the run's checkpoints and "
+                                  "history.json are kept") from None
 
 
 def epoch_line(record: dict) -> str:

@@ -231,9 +231,12 @@ def _save_error(err: Exception, what: str, epoch: int, directory) -> JaxninError
     if not any(getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e)
                or "RESOURCE_EXHAUSTED" in str(e) for e in chain):
         return None
-    return JaxninError(f"no space left on the device while saving the {what} of "
-                       f"epoch {epoch} in {directory}: the previous checkpoints there are intact; "
-                       "free some space and resume (`resume`)")
+    saved = newest_saved_epoch(str(directory))
+    kept = ("no epoch was saved: free some space and start again" if saved is None else
+            f"the checkpoints up to epoch {saved} there are intact: free some space and resume "
+            "(`resume`)")
+    return JaxninError(f"no space left on the device while saving the {what} of epoch {epoch} "
+                       f"in {directory}; {kept}")
 
 
 def _options(**keeping) -> ocp.CheckpointManagerOptions:

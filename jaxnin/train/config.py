@@ -17,10 +17,10 @@ from jaxnin.data import video
 from jaxnin.errors import JaxninError
 from jaxnin.models import MODELS, check_model_options, model_class
 from jaxnin.options import (COUNT, INT32_MAX, POSITIVE, SEED, Documented, Range, check_options,
-                            check_values, option, option_defaults)
+                            check_value, check_values, option, option_defaults)
 from jaxnin.train.checkpoint import BEST_BY
 from jaxnin.train.kernels import CPU_CONVOLUTIONS
-from jaxnin.train.optim import OPTIMIZERS, SCHEDULES
+from jaxnin.train.optim import OPTIMIZERS, SCHEDULES, gamma_advice
 
 DTYPES = ("float32", "bfloat16")
 # Keys that may change between a run and its resume: more epochs (as the schedule allows,
@@ -125,9 +125,11 @@ class TrainConfig(metaclass=Documented):
         self._check()
 
     def _check(self) -> None:
-        if self.gamma == 0:  # before the range, which would not say what to do instead
-            raise JaxninError(f"`gamma` 0 would stop learning after epoch {self.step_size}; "
-                              f"set `epochs` {self.step_size} instead")
+        gamma = next(f for f in dataclasses.fields(self) if f.name == "gamma")
+        problem = check_value(gamma, self.gamma)
+        if problem:  # first, saying what to do instead where 0 would waste epochs
+            raise JaxninError(problem + gamma_advice(self.schedule, self.gamma, self.step_size,
+                                                     self.epochs))
         check_values(self)
         check_model_options(self.model, self.model_options)
         _check_data_options(self.dataset, self.data_options)

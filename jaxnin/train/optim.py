@@ -22,12 +22,18 @@ def _momentum_checks(momentum: float) -> list[tuple[bool, str]]:
     return [(0 <= momentum < 1, f"`momentum` must be in [0, 1), got {momentum}")]
 
 
-def _schedule_checks(schedule: str, lr: float, step_size: int,
-                     gamma: float) -> list[tuple[bool, str]]:
-    # gamma > 1 grows the lr and gamma < 0 flips the step's sign (gradient ascent). gamma 0
-    # is what torch would run, lr 0 after the first decay, but every epoch after it is wasted.
-    stop = (f": 0 would stop learning after epoch {step_size}; set `epochs` {step_size} "
-            f"instead" if gamma == 0 else "")
+def gamma_advice(schedule: str, gamma: float, step_size: int, epochs: int) -> str:
+    """What to do instead of a `gamma` of 0 where it would waste epochs ("" elsewhere): torch
+    would run it, lr 0 after the first decay, so every epoch after it is wasted."""
+    if gamma == 0 and schedule == "step" and epochs > step_size:
+        return f": 0 would stop learning after epoch {step_size}; set `epochs` {step_size} instead"
+    return ""
+
+
+def _schedule_checks(schedule: str, lr: float, step_size: int, gamma: float,
+                     epochs: int) -> list[tuple[bool, str]]:
+    # gamma > 1 grows the lr and gamma < 0 flips the step's sign (gradient ascent).
+    stop = gamma_advice(schedule, gamma, step_size, epochs)
     return [
         (schedule in SCHEDULES,
          f"unknown `schedule` {schedule!r}: choose one of {', '.join(SCHEDULES)}"),
@@ -55,7 +61,7 @@ def learning_rate_schedule(name: str, lr: float, steps_per_epoch: int, epochs: i
       epochs: the schedule's horizon; only cosine's values depend on it (see
         `schedule_horizon_epochs`).
     """
-    _refuse_first(_schedule_checks(name, lr, step_size, gamma))
+    _refuse_first(_schedule_checks(name, lr, step_size, gamma, epochs))
     if name == "constant":
         return optax.constant_schedule(lr)
     if name == "step":

@@ -35,7 +35,7 @@ def read_run_record(run_dir: Path) -> dict:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise JaxninError(f"{path} not found: RUN_DIR must be a jaxnin run's workdir") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError
         raise JaxninError(f"{path} is not a jaxnin run record ({err})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise JaxninError(f"{path} is not a jaxnin run record (it has no config)")
