@@ -188,17 +188,37 @@ def _header(device: str, ctx, args, argv) -> list[str]:
 
 
 def _check_archive(archive: str | None) -> None:
-    """Refuse, in one line, an archive that cannot be written."""
-    if archive:
-        folder = Path(archive).absolute().parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".{Path(archive).name}.probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise JaxninError(f"--archive {archive} cannot be written ({err.strerror}): "
-                              "choose a writable path") from None
+    """Refuse, in one line, an archive that cannot be written: one whose path is a folder or
+    lies under a file, or whose folder cannot be made or written in (the archive is written
+    beside itself, then renamed onto its path)."""
+    if not archive:
+        return
+    why = _archive_problem(archive)
+    if why:
+        raise JaxninError(f"--archive {archive} cannot be written ({why}): choose the path of "
+                          "a .tar.gz file in a folder you can write in")
+
+
+def _archive_problem(archive: str) -> str | None:
+    path = Path(archive).absolute()
+    if archive.endswith(("/", os.sep)) or path.is_dir():
+        return (f"{path} is a folder, not a file; name a file in it, e.g. "
+                f"{path / 'acceptance.tar.gz'}")
+    for candidate in path.parents:
+        if candidate.is_dir():
+            break
+        if os.path.lexists(candidate):  # a file, or a link that leads nowhere
+            return (f"{candidate} is {'a file' if candidate.is_file() else 'a broken link'}, "
+                    "not a folder")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{path.name}.probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
