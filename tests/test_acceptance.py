@@ -267,6 +267,37 @@ def test_ctrl_c_ends_the_runner_and_its_child_tree_within_10_s(tmp_path, shared_
                 os.kill(pid, signal.SIGKILL)
 
 
+# A recipe stopped by a signal at once (as by a cluster's SIGTERM, or the out-of-memory killer).
+KILLED_RECIPE = """
+import os, signal, sys
+if "jaxnin.experiments.mnist_lenet" in sys.orig_argv:
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_run_that_fails_is_recorded_and_the_call_ends_with_one_line_and_exit_code_2(
+        tmp_path, shared_data):
+    """The runner goes on past a failed run (a crash costs one run), writes the table and the
+    archive, then tells its caller: exit code 2 and one line naming the run and its record."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(KILLED_RECIPE)
+    env = _env(tmp_path / "cache")
+    env["PYTHONPATH"] = os.pathsep.join((str(site), str(REPO)))
+    out, archive = tmp_path / "out", tmp_path / "a.tar.gz"
+    done = _acceptance([*_tiny_args(tmp_path, shared_data, out, archive), "--runs",
+                        "smoke-lenet"], env)
+    record = _records(out)["smoke-lenet"]
+    assert record["status"] == "failed" and record["reason"].startswith("killed by SIGTERM")
+    one_error_line(done.returncode, done.stderr, "1 of the 1 runs this call ran did not end ok",
+                   "smoke-lenet failed (killed by SIGTERM",
+                   f"record is in {out / 'acceptance' / ('cpu-tiny-' + record['date'])}",
+                   "rerun the same command")
+    assert "acceptance: wrote" in done.stdout and archive.is_file()
+    table = next((out / "acceptance").glob("cpu-tiny-*.md")).read_text()
+    assert "failed" in table
+
+
 # ---------------------------------------------------------------------------
 # Sample clips and video without PyAV; the archive's size limit.
 

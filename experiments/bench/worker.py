@@ -8,6 +8,7 @@ time-to-accuracy run, a true cold start. The child prints its result as one line
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,7 +74,18 @@ def run_in_child(job: dict, timeout: float) -> dict:
             return {**json.loads(line[len(RESULT_PREFIX):]), "child_wall_s": wall}
     last = next((l for l in reversed(err.splitlines()) if l.strip()), "")
     return {"status": "failed", "child_wall_s": wall,
-            "reason": f"worker exited with code {child.returncode}: {last.strip()[:300]}"}
+            "reason": f"worker {ended(child.returncode)}: {last.strip()[:300]}"}
+
+
+def ended(code: int) -> str:
+    """How a child ended, from its exit status: 'exit code 2', or 'killed by SIGTERM' where a
+    signal ended it (Popen's negative returncode)."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 def one_line(err: BaseException) -> str:
