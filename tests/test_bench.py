@@ -532,3 +532,54 @@ def test_first_epoch_ends_in_one_line_with_its_recipe_child_s_own(tmp_path, monk
     with pytest.raises(JaxninError, match=r"python -m jaxnin.experiments.mnist_lenet, did not "
                        r"finish its first epoch \(failed\): exit code 2: error: .*no-data"):
         first_epoch.timed(command, tmp_path / "run", tmp_path / "log", dict(os.environ))
+
+
+def test_a_bench_stopped_by_sigterm_keeps_what_it_measured_marked_partial_and_says_where(
+        tmp_path):
+    """SIGTERM after the first row: the files on disk hold that row, say they are partial and
+    why, and list every measurement not made; the one line names them (it said "nothing was
+    saved" beside them)."""
+    import signal
+    import time
+
+    from faults import one_error_line
+
+    out = tmp_path / "out"
+    bench_process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.bench", "--tiny", "--no-torch", "--models",
+         "lenet,nin", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in bench_process.stdout:
+            if "jaxnin float32-strict:" in line:  # the first row is measured and saved
+                break
+        else:
+            pytest.fail(bench_process.stderr.read())
+        time.sleep(0.5)
+        bench_process.send_signal(signal.SIGTERM)
+        _, err = bench_process.communicate(timeout=60)
+    finally:
+        bench_process.kill()
+    results, md, json_path = only_results(out)
+    line = one_error_line(bench_process.returncode, err, "interrupted (Ctrl-C or SIGTERM)",
+                          f"saved in {json_path} and {json_path.with_suffix('.md')}",
+                          "marked partial", "rerun the same command")
+    assert results["complete"] is False and results["stopped"].startswith(
+        "interrupted (Ctrl-C or SIGTERM) at ")
+    assert results["throughput"][0]["status"] == "ok"
+    assert results["pending"] and f"the {len(results['pending'])} not made listed" in line
+    assert "time to accuracy, nin, jaxnin" in results["pending"]
+    assert any(p.startswith("nin b8 jaxnin") for p in results["pending"])
+    done = {report.label(row) for row in results["throughput"]}
+    assert not done & set(results["pending"])
+    assert "**partial results**: interrupted (Ctrl-C or SIGTERM)" in md
+    not_measured = md.split("## Not measured")[1]
+    assert all(label in not_measured for label in results["pending"])
+
+
+def test_complete_results_say_so_and_list_nothing_pending():
+    results = {"device": {}, "date": "d", "command": "c", "versions": {}, "notes": [],
+               "throughput": [], "tta": [], "targets": [], "ratios": [], "pending": [],
+               "complete": True, "stopped": None}
+    assert "partial" not in report.markdown(results)
+    assert "Not measured" not in report.markdown(results)
