@@ -101,20 +101,41 @@ def test_a_budget_too_small_runs_nothing_and_says_why(tmp_path, shared_data):
 @pytest.mark.parametrize("flags, says", [
     (["--budget-s", "0"], "--budget-s must be above 0, got 0.0"),
     (["--budget-s", "nan"], "--budget-s must be a finite number, got nan"),
-    (["--archive", "{blocker}/records.tar.gz"], "records.tar.gz cannot be written ("),
+    (["--archive", "{blocker}/records.tar.gz"],
+     "records.tar.gz cannot be written ({blocker} is a file, not a folder)"),
+    (["--archive", "{blocker}/deeper/records.tar.gz"],
+     "records.tar.gz cannot be written ({blocker} is a file, not a folder)"),
+    (["--archive", "{folder}"], "{folder} cannot be written ({folder} is a folder, not a file"),
+    (["--archive", "{tmp}/new/"], "new/ cannot be written ({tmp}/new is a folder, not a file"),
 ])
 def test_a_meaningless_budget_or_an_unwritable_archive_is_refused_before_any_run(
-        flags, says, tmp_path, capsys):
-    from experiments.acceptance.cli import main
+        flags, says, tmp_path, capsys, monkeypatch):
+    from experiments.acceptance import cli
     from jaxnin.cli import run_main
 
     (tmp_path / "blocker").write_text("a file, not a folder")
+    (tmp_path / "folder").mkdir()
+    paths = {"blocker": tmp_path / "blocker", "folder": tmp_path / "folder", "tmp": tmp_path}
+    monkeypatch.setattr(cli, "probe_device", lambda env: pytest.fail("a run began"))
     argv = ["--tiny", "--out", str(tmp_path / "x"), "--scratch", str(tmp_path / "s"),
-            *(f.format(blocker=tmp_path / "blocker") for f in flags)]
-    code = run_main(main, argv)
+            *(f.format(**paths) for f in flags)]
+    code = run_main(cli.main, argv)
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and says in err, err
+    assert code == 2 and err.count("\n") == 1 and says.format(**paths) in err, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "s").exists()
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_archive_path_that_became_a_folder_meanwhile_is_one_line_keeping_the_records(
+        tmp_path):
+    out, archive = tmp_path / "out", tmp_path / "a.tar.gz"
+    (out / "r").mkdir(parents=True)
+    (out / "r" / "run.json").write_text("{}")
+    archive.mkdir()
+    with pytest.raises(JaxninError, match=f"--archive {archive} cannot be written .*folder.*"
+                       f"kept in {out}"):
+        pack.pack(out, [out / "r"], archive)
+    assert (out / "r" / "run.json").is_file() and archive.is_dir()
 
 
 def _tiny_args(tmp_path, shared_data, out, archive) -> list[str]:
@@ -244,6 +265,37 @@ def test_ctrl_c_ends_the_runner_and_its_child_tree_within_10_s(tmp_path, shared_
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# A recipe stopped by a signal at once (as by a cluster's SIGTERM, or the out-of-memory killer).
+KILLED_RECIPE = """
+import os, signal, sys
+if "jaxnin.experiments.mnist_lenet" in sys.orig_argv:
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_run_that_fails_is_recorded_and_the_call_ends_with_one_line_and_exit_code_2(
+        tmp_path, shared_data):
+    """The runner goes on past a failed run (a crash costs one run), writes the table and the
+    archive, then tells its caller: exit code 2 and one line naming the run and its record."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(KILLED_RECIPE)
+    env = _env(tmp_path / "cache")
+    env["PYTHONPATH"] = os.pathsep.join((str(site), str(REPO)))
+    out, archive = tmp_path / "out", tmp_path / "a.tar.gz"
+    done = _acceptance([*_tiny_args(tmp_path, shared_data, out, archive), "--runs",
+                        "smoke-lenet"], env)
+    record = _records(out)["smoke-lenet"]
+    assert record["status"] == "failed" and record["reason"].startswith("killed by SIGTERM")
+    one_error_line(done.returncode, done.stderr, "1 of the 1 runs this call ran did not end ok",
+                   "smoke-lenet failed (killed by SIGTERM",
+                   f"record is in {out / 'acceptance' / ('cpu-tiny-' + record['date'])}",
+                   "rerun the same command")
+    assert "acceptance: wrote" in done.stdout and archive.is_file()
+    table = next((out / "acceptance").glob("cpu-tiny-*.md")).read_text()
+    assert "failed" in table
 
 
 # ---------------------------------------------------------------------------

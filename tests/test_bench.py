@@ -469,3 +469,117 @@ def test_the_torch_side_takes_every_recipe_the_cpu_table_times():
     for model, job in cli.CPU_COMPARE.items():
         config = cli.recipe(cli.RECIPES[model]).to_json()
         assert policy.torch_refusal({**config, **job["config"]}) is None, model
+
+
+# --- the bench's dev scripts that run children: one line, the child's own ---------------------
+
+FAILING_CHILD = """
+import os, sys
+if "--one" in sys.orig_argv:
+    print("error: the child's own reason, said in one line", file=sys.stderr, flush=True)
+    os._exit(2)
+"""
+
+
+def test_cpu_convolutions_refuses_a_resize_below_the_model_s_minimum_before_any_child(
+        monkeypatch, capsys):
+    from experiments.bench import cpu_convolutions
+
+    monkeypatch.setattr(cpu_convolutions, "child_stdout", lambda argv: pytest.fail("a child ran"))
+    for model, says in (("nin", "NiN needs inputs of at least 67x67, got 5x5"),
+                        ("vgg11", "needs inputs of at least 32x32, got 5x5")):
+        code = run_main(cpu_convolutions.main, ["--model", model, "--resize", "5"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and says in err and "--resize" in err, err
+
+
+def test_a_failing_child_of_a_dev_script_ends_it_in_one_line_with_the_child_s_own(
+        tmp_path, monkeypatch, capsys):
+    from experiments.bench import cpu_convolutions
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAILING_CHILD)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    code = run_main(cpu_convolutions.main, ["--model", "lenet", "--rounds", "1", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: a child, python -m experiments.bench.cpu_convolutions, failed "
+                          "(exit code 2): the child's own reason, said in one line"), err
+
+
+def test_a_child_killed_by_a_signal_is_named_so():
+    from experiments.bench.worker import child_stdout
+    from jaxnin.errors import JaxninError
+
+    kill = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    with pytest.raises(JaxninError, match=r"failed \(killed by SIGKILL\): no output"):
+        child_stdout([sys.executable, "-c", kill])
+    assert child_stdout([sys.executable, "-c", "print('fine')"]) == "fine\n"
+
+
+def test_first_epoch_ends_in_one_line_with_its_recipe_child_s_own(tmp_path, monkeypatch):
+    """Its recipe command is the recipe's own (`--from` its config); a child that fails ends
+    the script with the child's line (SystemExit said it without `error:`, exit code 1)."""
+    from experiments.bench import first_epoch
+    from jaxnin.errors import JaxninError
+
+    module, config = first_epoch.RECIPES["lenet, seed 002"]
+    config = config.replace(data_dir=str(tmp_path / "no-data"), limit_train=64)
+    command = first_epoch.jaxnin_command(module, config, tmp_path / "run")
+    assert command[1:5] == ["-m", "jaxnin.experiments.mnist_lenet", "--from",
+                            str(tmp_path / "run.config" / "run.json")]
+    with pytest.raises(JaxninError, match=r"python -m jaxnin.experiments.mnist_lenet, did not "
+                       r"finish its first epoch \(failed\): exit code 2: error: .*no-data"):
+        first_epoch.timed(command, tmp_path / "run", tmp_path / "log", dict(os.environ))
+
+
+def test_a_bench_stopped_by_sigterm_keeps_what_it_measured_marked_partial_and_says_where(
+        tmp_path):
+    """SIGTERM after the first row: the files on disk hold that row, say they are partial and
+    why, and list every measurement not made; the one line names them (it said "nothing was
+    saved" beside them)."""
+    import signal
+    import time
+
+    from faults import one_error_line
+
+    out = tmp_path / "out"
+    bench_process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.bench", "--tiny", "--no-torch", "--models",
+         "lenet,nin", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in bench_process.stdout:
+            if "jaxnin float32-strict:" in line:  # the first row is measured and saved
+                break
+        else:
+            pytest.fail(bench_process.stderr.read())
+        time.sleep(0.5)
+        bench_process.send_signal(signal.SIGTERM)
+        _, err = bench_process.communicate(timeout=60)
+    finally:
+        bench_process.kill()
+    results, md, json_path = only_results(out)
+    line = one_error_line(bench_process.returncode, err, "interrupted (Ctrl-C or SIGTERM)",
+                          f"saved in {json_path} and {json_path.with_suffix('.md')}",
+                          "marked partial", "rerun the same command")
+    assert results["complete"] is False and results["stopped"].startswith(
+        "interrupted (Ctrl-C or SIGTERM) at ")
+    assert results["throughput"][0]["status"] == "ok"
+    assert results["pending"] and f"the {len(results['pending'])} not made listed" in line
+    assert "time to accuracy, nin, jaxnin" in results["pending"]
+    assert any(p.startswith("nin b8 jaxnin") for p in results["pending"])
+    done = {report.label(row) for row in results["throughput"]}
+    assert not done & set(results["pending"])
+    assert "**partial results**: interrupted (Ctrl-C or SIGTERM)" in md
+    not_measured = md.split("## Not measured")[1]
+    assert all(label in not_measured for label in results["pending"])
+
+
+def test_complete_results_say_so_and_list_nothing_pending():
+    results = {"device": {}, "date": "d", "command": "c", "versions": {}, "notes": [],
+               "throughput": [], "tta": [], "targets": [], "ratios": [], "pending": [],
+               "complete": True, "stopped": None}
+    assert "partial" not in report.markdown(results)
+    assert "Not measured" not in report.markdown(results)

@@ -13,7 +13,8 @@ flags, and writes each run's record as soon as it ends, then the summary table
 already recorded ok for this device kind are skipped unless --redo, so the next slot
 continues the work. With --budget-s it starts no run whose estimate (estimate.py beside this
 file) exceeds the time left, says which it skipped and why, and stops a run that
-overruns at the end of the budget.
+overruns at the end of the budget. A run that fails or is stopped costs that run only; the
+call then ends with exit code 2 and one line naming those runs and their records.
 """
 import argparse
 import dataclasses
@@ -84,6 +85,7 @@ def main(argv) -> int:
     not_run = {r.key: "not chosen (--parts, --runs)" for r in everything if r not in chosen}
     summary_path = out / "acceptance" / f"{kind}-{ctx.date}.md"
     written: list[Path] = [summary_path]
+    ran = []  # this call's runs, whatever their end
     guard.keeping(lambda: kept_line(chosen, records, out / "acceptance"))
     print(f"acceptance: {device} -> {kind}; {len(chosen)} runs planned, budget "
           f"{f'{args.budget_s:g} s' if args.budget_s else 'none'}", flush=True)
@@ -111,6 +113,7 @@ def main(argv) -> int:
         print(f"  {run.key}: running (estimate {seconds:.0f} s, {source})", flush=True)
         record = runner.execute(run, ctx, left, (seconds, source))
         records[run.key] = record
+        ran.append(run)
         written += [ctx.record_path(run), ctx.records_dir(run)]
         print(f"  {run.key}: {record['status']} in {record['wall_s']:.1f} s"
               + (f" ({record['reason']})" if record["reason"] else "")
@@ -120,7 +123,21 @@ def main(argv) -> int:
     save()
     print(f"acceptance: wrote {summary_path}" + (f" and {args.archive}" if args.archive else "")
           + f" in {time.perf_counter() - started:.0f} s")
+    not_ok = [run for run in ran if records[run.key]["status"] != "ok"]
+    if not_ok:  # the others ran on; the caller learns it from the exit code and this line
+        raise JaxninError(not_ok_line(not_ok, len(ran), records, ctx))
     return 0
+
+
+def not_ok_line(not_ok, ran: int, records: dict, ctx) -> str:
+    """Which of this call's runs failed or were stopped, where their records are, what to do."""
+    said = "; ".join(f"{run.key} {records[run.key]['status']} ({records[run.key]['reason']})"
+                     for run in not_ok[:3]) + (f"; {len(not_ok) - 3} more" if len(not_ok) > 3
+                                               else "")
+    return (f"{len(not_ok)} of the {ran} runs this call ran did not end ok: {said}; each one's "
+            f"record is in {ctx.record_path(not_ok[0]).parent}, its output in the console.txt "
+            "of its record's folder: fix the cause and rerun the same command (runs recorded "
+            "ok are skipped, these run again)")
 
 
 def kept_line(chosen, records: dict, folder: Path) -> str:
@@ -188,17 +205,37 @@ def _header(device: str, ctx, args, argv) -> list[str]:
 
 
 def _check_archive(archive: str | None) -> None:
-    """Refuse, in one line, an archive that cannot be written."""
-    if archive:
-        folder = Path(archive).absolute().parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".{Path(archive).name}.probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise JaxninError(f"--archive {archive} cannot be written ({err.strerror}): "
-                              "choose a writable path") from None
+    """Refuse, in one line, an archive that cannot be written: one whose path is a folder or
+    lies under a file, or whose folder cannot be made or written in (the archive is written
+    beside itself, then renamed onto its path)."""
+    if not archive:
+        return
+    why = _archive_problem(archive)
+    if why:
+        raise JaxninError(f"--archive {archive} cannot be written ({why}): choose the path of "
+                          "a .tar.gz file in a folder you can write in")
+
+
+def _archive_problem(archive: str) -> str | None:
+    path = Path(archive).absolute()
+    if archive.endswith(("/", os.sep)) or path.is_dir():
+        return (f"{path} is a folder, not a file; name a file in it, e.g. "
+                f"{path / 'acceptance.tar.gz'}")
+    for candidate in path.parents:
+        if candidate.is_dir():
+            break
+        if os.path.lexists(candidate):  # a file, or a link that leads nowhere
+            return (f"{candidate} is {'a file' if candidate.is_file() else 'a broken link'}, "
+                    "not a folder")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{path.name}.probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ import io
 import tarfile
 from pathlib import Path
 
+from jaxnin.errors import JaxninError
 from jaxnin.files import write_bytes
 
 LIMIT_BYTES = 16 * 2**20
@@ -16,7 +17,9 @@ KEEP_SUFFIXES = (".json", ".md")
 
 
 def pack(out: Path, paths: list[Path], archive: Path, limit: int = LIMIT_BYTES) -> list[Path]:
-    """Writes `archive` atomically from the files under `paths`; returns the ones left out."""
+    """Writes `archive` atomically from the files under `paths`; returns the ones left out.
+    An archive that cannot be written (the command checks its path before any run, but a
+    folder may appear there meanwhile) is one line naming it, the records kept in `out`."""
     files = sorted({f for p in paths if p.exists()
                     for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()})
     omitted: list[Path] = []
@@ -26,11 +29,19 @@ def pack(out: Path, paths: list[Path], archive: Path, limit: int = LIMIT_BYTES) 
             break
         droppable = [f for f in files if f not in omitted and f.suffix not in KEEP_SUFFIXES]
         if not droppable:
-            raise OSError(f"{archive}: the JSON records alone take {len(data)} bytes, over "
-                          f"{limit}")
+            raise JaxninError(f"--archive {archive} cannot hold the JSON records, {len(data)} "
+                              f"bytes packed, within {limit}; they are kept in {out}: pack "
+                              "fewer runs a call (--runs)")
         omitted.append(max(droppable, key=lambda f: f.stat().st_size))
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(archive, data)
+    try:
+        if archive.is_dir():  # os.replace would say only "Is a directory", of its temp file
+            raise IsADirectoryError(21, "it is a folder, not a file")
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(archive, data)
+    except OSError as err:
+        raise JaxninError(f"--archive {archive} cannot be written ({err.strerror or err}); the "
+                          f"records are kept in {out}: choose another --archive and rerun the "
+                          "same command (recorded runs are skipped)") from None
     return omitted
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from experiments.acceptance.plan import CONFIG, DATA_DIR, RECORDS, WORKDIR, Run
 from experiments.bench.overrides import write_run_json
+from experiments.bench.worker import ended
 from jaxnin.files import write_json
 from jaxnin.processes import group, stop
 
@@ -116,7 +117,7 @@ def _run_child(argv: list[str], console: Path, env: dict, timeout_s: float) -> t
                 return "stopped", f"stopped at the budget's end, after {timeout_s:.0f} s"
     if code != 0:
         lines = [l for l in console.read_text(errors="replace").splitlines() if l.strip()]
-        return "failed", f"exit code {code}: {(lines[-1] if lines else '').strip()[:300]}"
+        return "failed", f"{ended(code)}: {(lines[-1] if lines else '').strip()[:300]}"
     return "ok", None
 
 

@@ -21,6 +21,7 @@ times how long each takes to reach its accuracy. Results go to
 `<out>/results-<device>-<date>.json` and `.md`, rewritten after every measurement.
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import platform
@@ -34,6 +35,7 @@ import jaxnin
 from experiments.bench import overrides, policy, report, tta
 from experiments.bench.jaxnin_side import TRAIN_FLOPS_NOTE
 from experiments.bench.worker import REPO, run_in_child, run_job
+from jaxnin import guard
 from jaxnin.cli import command_parser, options_from
 from jaxnin.data.vision import load_dataset
 from jaxnin.errors import JaxninError
@@ -80,29 +82,54 @@ def main(argv) -> int:
         import jax
         jax.config.update("jax_platforms", "cpu")
     results = new_results(argv, settings)
+    jobs = [] if settings.tta_only else throughput_jobs(settings)
+    ttas = [] if settings.skip_tta else [(name, side) for name in settings.tta_recipes
+                                         for side in ("jaxnin", "torch")]
+    # What is still to measure: the files written before the end say so (partial results).
+    results["pending"] = [report.label(job) for job in jobs] + [
+        report.label({"recipe": name, "side": side}) for name, side in ttas]
     paths = [None, None]
 
     def save():
         if paths[0] is None:
             paths[:] = report.output_paths(settings.out, results["device"].get("kind", ""),
                                            results["date"], settings.file_suffix)
+        results["complete"] = not results["pending"]
         results["ratios"] = report.ratios(results["throughput"])
         results["targets"] = report.targets(results)
         report.write(results, *paths)
 
     probe(results, settings)
     save()
-    if not settings.tta_only:
-        for job in throughput_jobs(settings):
+    guard.keeping(lambda: kept_line(results, paths))
+    try:
+        for job in jobs:
             measure(job, results, settings)
+            results["pending"].pop(0)
             save()
-    if not settings.skip_tta:
-        for name in settings.tta_recipes:
-            for side in ("jaxnin", "torch"):
-                results["tta"].append(time_to_accuracy(name, side, results, settings))
-                save()
+        for name, side in ttas:
+            results["tta"].append(time_to_accuracy(name, side, results, settings))
+            results["pending"].pop(0)
+            save()
+    except BaseException as err:  # noqa: BLE001 -- marked on disk, then raised as it was
+        interrupted = isinstance(err, KeyboardInterrupt) or guard.signalled()
+        why = "interrupted (Ctrl-C or SIGTERM)" if interrupted else "stopped by an error"
+        results["stopped"] = f"{why} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+        with contextlib.suppress(Exception):  # the error in hand is the one to say
+            save()
+        raise
     print(f"wrote {paths[0]} and {paths[1]}")
     return 0
+
+
+def kept_line(results: dict, paths: list) -> str:
+    """What a stopped bench leaves (see guard.keeping): the measurements made so far, in files
+    that say they are partial and list the ones not made."""
+    if not results["pending"]:
+        return f"the results are complete in {paths[0]} and {paths[1]}"
+    return (f"the measurements made so far are saved in {paths[0]} and {paths[1]}, marked "
+            f"partial, with the {len(results['pending'])} not made listed: rerun the same "
+            "command to make them all (it starts over, replacing those files)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +247,10 @@ def new_results(argv, settings: Settings) -> dict:
             "date": time.strftime("%Y-%m-%d"), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "git_commit": git_commit(REPO, CODE), "host_python": platform.python_version(),
             "settings": _settings_record(settings), "device": {}, "versions": {},
-            "notes": notes, "throughput": [], "ratios": [], "tta": [], "targets": []}
+            "notes": notes, "throughput": [], "ratios": [], "tta": [], "targets": [],
+            # Until the last measurement: `complete` false, the ones not made in `pending`,
+            # and `stopped` says why where a signal or an error ended the bench first.
+            "complete": False, "pending": [], "stopped": None}
 
 
 def probe(results: dict, settings: Settings) -> None:

@@ -14,14 +14,39 @@ import dataclasses
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
+from experiments.bench.worker import child_stdout
 from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.models import MODELS
 from jaxnin.options import COUNT, option
 from jaxnin.train.kernels import CPU_CONVOLUTIONS
+
+
+def initial_state(model_name: str, choice: str, resize: int | None):
+    """The model's fresh train state at the step's input size (its own check of that size
+    first: a size below the model's minimum is a JaxninError naming it)."""
+    import jax
+    import optax
+
+    from jaxnin.models import create_model
+    from jaxnin.train.kernels import wants_pointwise_dots
+    from jaxnin.train.steps import create_train_state
+
+    options = {"dropout": 0.0} if model_name.startswith("vgg") else {}
+    model = create_model(model_name, 10, pointwise_as_dot=wants_pointwise_dots(choice), **options)
+    size = resize or 28
+    return create_train_state(model, optax.sgd(0.01, 0.9), jax.random.key(0), (size, size, 1))
+
+
+def check_input_size(model_name: str, resize: int | None) -> None:
+    """The model's own input-size check, as each child's init would make it, traced only
+    (nothing compiles): said once here, before any child starts."""
+    import jax
+
+    for choice in CPU_CONVOLUTIONS:
+        jax.eval_shape(lambda: initial_state(model_name, choice, resize))
 
 
 def time_step(model_name: str, choice: str, resize: int | None, batch_size: int,
@@ -29,17 +54,11 @@ def time_step(model_name: str, choice: str, resize: int | None, batch_size: int,
     """ms a step of `model_name` compiled under `choice` (in this process)."""
     import jax
     import numpy as np
-    import optax
 
     from jaxnin.data.pipeline import to_device
-    from jaxnin.models import create_model
-    from jaxnin.train.kernels import wants_pointwise_dots
-    from jaxnin.train.steps import _epoch_plan, _indexed_step, create_train_state
+    from jaxnin.train.steps import _epoch_plan, _indexed_step
 
-    options = {"dropout": 0.0} if model_name.startswith("vgg") else {}
-    model = create_model(model_name, 10, pointwise_as_dot=wants_pointwise_dots(choice), **options)
-    size = resize or 28
-    state = create_train_state(model, optax.sgd(0.01, 0.9), jax.random.key(0), (size, size, 1))
+    state = initial_state(model_name, choice, resize)
     count = batch_size * (steps + 1)
     images = np.random.RandomState(0).randint(0, 256, (count, 28, 28, 1)).astype(np.uint8)
     split = to_device(images, np.arange(count) % 10)
@@ -91,12 +110,13 @@ def run(options: ConvolutionsOptions, argv: list[str]) -> None:
         print(json.dumps({"model": options.model, "cpu_convolutions": options.one,
                           "ms_per_step": ms}))
         return
+    check_input_size(options.model, options.resize)  # `--resize 5`: one line, no child run
     times = {choice: [] for choice in CPU_CONVOLUTIONS}
     for _ in range(options.rounds):
         for choice in CPU_CONVOLUTIONS:
             child = [sys.executable, "-m", "experiments.bench.cpu_convolutions", "--one", choice,
                      *argv]
-            line = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+            line = child_stdout(child)  # a failing child: its own line, and this one ends
             record = json.loads(line.strip().splitlines()[-1])
             print(json.dumps(record), flush=True)
             times[choice].append(record["ms_per_step"])

@@ -21,28 +21,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.bench import policy, tta
+from experiments.bench import overrides, policy, tta
 from jaxnin.cli import command_parser, options_from, run_main
 from jaxnin.data.vision import load_dataset
+from jaxnin.errors import JaxninError
 from jaxnin.experiments import fashion_nin, mnist_lenet
 from jaxnin.options import COUNT, option
 from jaxnin.versions import usable_cores
 
 QUICK_NIN = dataclasses.replace(fashion_nin.DEFAULTS, epochs=1, resize=67, limit_train=4096,
                                 limit_test=1000, optimizer="adam", lr=0.001, batch_size=64)
-RECIPES = {"nin @67, quick CPU variant": ("fashion_nin", fashion_nin.DEFAULTS, QUICK_NIN),
-           "lenet, seed 002": ("mnist_lenet", mnist_lenet.DEFAULTS,
-                               dataclasses.replace(mnist_lenet.DEFAULTS, epochs=1))}
-FLAGS = ("epochs", "resize", "limit_train", "limit_test", "optimizer", "lr", "batch_size")
+RECIPES = {"nin @67, quick CPU variant": ("fashion_nin", QUICK_NIN),
+           "lenet, seed 002": ("mnist_lenet", dataclasses.replace(mnist_lenet.DEFAULTS, epochs=1))}
 
 
-def jaxnin_command(module, defaults, config, workdir: Path) -> list[str]:
-    flags = [f"--data-dir={config.data_dir}"] if config.data_dir else []
-    for key in FLAGS:
-        value = getattr(config, key)
-        if value != getattr(defaults, key):
-            flags.append(f"--{key.replace('_', '-')}={value}")
-    return tta.jaxnin_command(module, workdir, flags)
+def jaxnin_command(module, config, workdir: Path) -> list[str]:
+    """The recipe's own command, training `config` (written as a run.json beside `workdir`)."""
+    config_path = workdir.parent / f"{workdir.name}.config" / "run.json"
+    overrides.write_run_json(config, config_path)
+    return tta.jaxnin_command(module, workdir, config_path)
 
 
 def torch_command(config, workdir: Path) -> list[str]:
@@ -56,7 +53,11 @@ def timed(command, workdir: Path, log: Path, env: dict) -> dict:
     workdir.mkdir(parents=True)
     outcome = tta.run_timed(command, workdir, log, timeout=1200, env=env)
     if outcome["status"] != "ok" or not outcome["history"]:
-        raise SystemExit(f"{' '.join(command[:3])}: {outcome.get('reason')} (log: {log})")
+        # One line with the child's own (its log goes with the scratch folder); SystemExit
+        # said it without `error:` and with exit code 1.
+        said = outcome.get("reason") or "it wrote no epoch to its history.json"
+        raise JaxninError(f"a child, python {' '.join(command[1:3])}, did not finish its first "
+                          f"epoch ({outcome['status']}): {said}")
     first = outcome["history"][0]
     # jaxnin's epoch_time_s leaves its compiles out, so they count to the start-up.
     return {"startup_s": first["done_at_s"] - first["epoch_time_s"],
@@ -66,7 +67,7 @@ def timed(command, workdir: Path, log: Path, env: dict) -> dict:
 
 def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
     rows = []
-    for name, (module, defaults, config) in RECIPES.items():
+    for name, (module, config) in RECIPES.items():
         config = dataclasses.replace(config, data_dir=data_dir)
         load_dataset(config.dataset, data_dir)  # the NumPy cache, outside every timing
         compile_cache = scratch / f"{module}-compile-cache"
@@ -74,8 +75,7 @@ def measure(data_dir: str, repeats: int, scratch: Path) -> list[dict]:
         for run in range(1, repeats + 1):  # interleaved, so that both see the same machine
             for side, command in (("jaxnin", jaxnin_command), ("torch", torch_command)):
                 workdir = scratch / f"{module}-{side}-{run}"
-                args = ((module, defaults, config, workdir) if side == "jaxnin"
-                        else (config, workdir))
+                args = (module, config, workdir) if side == "jaxnin" else (config, workdir)
                 result = timed(command(*args), workdir, scratch / f"{workdir.name}.log", env)
                 rows.append({"recipe": name, "side": side, "run": run, **result})
                 print(json.dumps(rows[-1]), flush=True)

@@ -119,6 +119,10 @@ def markdown(results: dict) -> str:
              f"measured bf16 matmul {_tflops(device.get('matmul_bf16_flops'))}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()
                                         if v is not None)]
+    pending = results.get("pending") or []
+    if pending:
+        lines.insert(2, f"- **partial results**: {partial_reason(results)}; {len(pending)} "
+                     "measurements not made, listed under Not measured")
     lines += [f"- {note}" for note in results["notes"]]
     if results["throughput"]:
         lines += ["", "## Training examples/sec (random data of the real shapes)", "",
@@ -202,12 +206,20 @@ def markdown(results: dict) -> str:
     problems = {}
     for row in [*results["throughput"], *results["tta"]]:
         if row["status"] != "ok":
-            problems.setdefault((row["status"], row.get("reason", "")), []).append(_label(row))
-    if problems:
+            problems.setdefault((row["status"], row.get("reason", "")), []).append(label(row))
+    if problems or pending:
         lines += ["", "## Not measured", ""]
         lines += [f"- {'; '.join(labels)}: {status}: {reason}"
                   for (status, reason), labels in problems.items()]
+        if pending:
+            lines.append(f"- {'; '.join(pending)}: not run: {partial_reason(results)}")
     return "\n".join(lines) + "\n"
+
+
+def partial_reason(results: dict) -> str:
+    """Why results with measurements still pending are partial."""
+    return results.get("stopped") or ("the bench had not finished when this was written (it "
+                                      "was still running, or was killed)")
 
 
 def settings_table(rows: list[dict], platform: str | None) -> list[str]:
@@ -259,7 +271,8 @@ def _row(rows, ratio, side, name):
                  == (ratio["model"], ratio["batch_size"], ratio["resize"])), None)
 
 
-def _label(row: dict) -> str:
+def label(row: dict) -> str:
+    """A row's name, or a job's before it runs: `lenet b16 jaxnin float32-strict`."""
     if "recipe" in row:
         return f"time to accuracy, {row['recipe']}, {row['side']}"
     return f"{row['model']} b{row['batch_size']} {row['side']} {variant(row)}"

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.bench.worker import RESULT_PREFIX, checkout_env
+from experiments.bench.worker import RESULT_PREFIX, checkout_env, ended
 from jaxnin.processes import group, stop
 
 POLL_S = 0.05
@@ -52,7 +52,7 @@ def run_timed(command: list[str], workdir: Path, log_path: Path, timeout: float,
     if child.returncode != 0:
         last = next((l for l in reversed(output.splitlines()) if l.strip()), "")
         return {**result, "status": "failed",
-                "reason": f"exit code {child.returncode}: {last.strip()[:300]}"}
+                "reason": f"{ended(child.returncode)}: {last.strip()[:300]}"}
     reported = _reported_result(output) or {}
     if reported and reported.get("status") != "ok":
         return {**result, **reported, "wall_s": wall}

@@ -8,6 +8,7 @@ time-to-accuracy run, a true cold start. The child prints its result as one line
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,7 +74,37 @@ def run_in_child(job: dict, timeout: float) -> dict:
             return {**json.loads(line[len(RESULT_PREFIX):]), "child_wall_s": wall}
     last = next((l for l in reversed(err.splitlines()) if l.strip()), "")
     return {"status": "failed", "child_wall_s": wall,
-            "reason": f"worker exited with code {child.returncode}: {last.strip()[:300]}"}
+            "reason": f"worker {ended(child.returncode)}: {last.strip()[:300]}"}
+
+
+def child_stdout(argv: list[str], env: dict | None = None) -> str:
+    """The standard output of the child command `argv` (`python -m` a module of this checkout),
+    run in a process group of its own that a Ctrl-C or SIGTERM of this command ends too. A
+    child that fails ends this command in one line: its command, how it ended and its own last
+    line on stderr (its `error: ...`), instead of a CalledProcessError that loses it."""
+    from jaxnin.errors import JaxninError  # here: a worker child starts without jaxnin
+    from jaxnin.processes import group
+
+    with group(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+               env=checkout_env(env)) as child:
+        out, err = child.communicate()
+    if child.returncode != 0:
+        last = next((l.strip() for l in reversed(err.splitlines()) if l.strip()), "no output")
+        last = last.removeprefix("error: ")
+        command = " ".join(["python", *argv[1:3]]) if argv[1:2] == ["-m"] else argv[0]
+        raise JaxninError(f"a child, {command}, failed ({ended(child.returncode)}): {last}")
+    return out
+
+
+def ended(code: int) -> str:
+    """How a child ended, from its exit status: 'exit code 2', or 'killed by SIGTERM' where a
+    signal ended it (Popen's negative returncode)."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 def one_line(err: BaseException) -> str:
