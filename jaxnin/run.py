@@ -251,7 +251,9 @@ def _make_writable(workdir: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise JaxninError(f"cannot write to workdir {workdir} ({err.strerror}): "
+        # mkdir over a file says "File exists", which reads as if the folder were fine
+        why = "it is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror
+        raise JaxninError(f"cannot write to workdir {workdir} ({why}): "
                           "choose another `workdir`") from None
 
 

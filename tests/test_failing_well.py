@@ -253,7 +253,12 @@ def test_unwritable_workdir_is_reported_before_training(shared_data, fashion, da
     blocker.write_text("not a folder")
     code = fashion_nin.RECIPE.main(["--data-dir", str(shared_data), "--resize", "67", *TINY,
                                     "--workdir", str(blocker / "run")])
-    one_error_line(code, capsys.readouterr().err, "cannot write to workdir", "a_file")
+    one_error_line(code, capsys.readouterr().err, "cannot write to workdir", "a_file",
+                   "(Not a directory)")
+    code = fashion_nin.RECIPE.main(["--data-dir", str(shared_data), "--resize", "67", *TINY,
+                                    "--workdir", str(blocker)])
+    one_error_line(code, capsys.readouterr().err, "cannot write to workdir", "a_file",
+                   "(it is a file, not a folder)")
 
 
 @pytest.fixture
