@@ -115,6 +115,21 @@ def test_unknown_model_is_one_line(capsys):
                    "invalid choice: 'resnet50'")
 
 
+@pytest.mark.parametrize("out, needles", [
+    ("grid.txt", ["matplotlib cannot write .txt files", ".png", ".pdf", ".svg"]),
+    ("folder", ["is a folder", "predictions.png"]),
+])
+def test_predict_refuses_an_out_it_cannot_write_before_any_work(out, needles, tmp_path, capsys):
+    """Before the run is even opened (this one does not exist): not after the predictions, and
+    not by writing somewhere else (matplotlib adds .png to a folder's name)."""
+    from jaxnin.cli import run_main
+    from jaxnin.experiments import predict
+    (tmp_path / "folder").mkdir()
+    code = run_main(predict.main, [str(tmp_path / "no-run"), "--out", str(tmp_path / out)])
+    one_error_line(code, capsys.readouterr().err, f"--out {tmp_path / out}", *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
 def test_vgg_names_its_minimum_input(shared_data, fashion, data_cache, tmp_path, capsys):
     from jaxnin.experiments import fashion_vgg
     code = fashion_vgg.RECIPE.main(["--data-dir", str(shared_data), "--workdir", str(tmp_path),
