@@ -82,6 +82,9 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
     (["--lr", "-0.1"], "--lr must be above 0"),
     (["--lr", "inf"], "--lr must be a finite number"),
     (["--lr", "nan"], "--lr must be a finite number"),
+    (["--lr", "-inf"], "--lr must be a finite number"),  # a value, not an unknown flag
+    (["--workdir", ""], "argument --workdir: an empty path names no file or folder"),
+    (["--data-dir", ""], "argument --data-dir: an empty path names no file or folder"),
     (["--momentum", "5"], "--momentum must be in [0, 1)"),
     (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
     (["--gamma", "0"], "--gamma 0 would stop learning after epoch 10; set --epochs 10 instead"),

@@ -35,7 +35,8 @@ class PredictOptions(RunOptions):
     count: int = option(20, f"how many test images to predict and print (at most {GRID_MAX} "
                         "are drawn)", within=COUNT)
     out: str | None = option(None, "the grid's file, its format by its suffix (PNG where it "
-                             "has none; a folder is refused) [RUN_DIR/predictions.png]")
+                             "has none; a folder is refused) [RUN_DIR/predictions.png]",
+                             path=True)
 
 
 def main(argv) -> int:

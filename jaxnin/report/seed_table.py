@@ -35,6 +35,8 @@ def named_runs(specs: list[str]) -> dict[str, Path]:
     runs: dict[str, Path] = {}
     for spec in specs:
         name, _, folder = spec.rpartition("=")
+        if not folder:
+            raise JaxninError(f"{spec!r} names no run folder: give NAME=RUN_DIR or RUN_DIR")
         name = name or folder
         if name in runs:
             raise JaxninError(f"two runs are named {name!r}: {runs[name]} and {folder}; give "
