@@ -68,9 +68,21 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
                     "--debug for the traceback, and please report it", 1)
 
 
+# What argparse takes for a negative number where a value is expected: its own pattern
+# (-1, -.5) misses -1e-06, -inf and -nan, so that `--lr -inf` was "expected one argument"
+# instead of the range's answer. No jaxnin flag looks like a number.
+NEGATIVE_NUMBER = re.compile(r"^-(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?$"
+                             r"|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line too (argparse prints usage plus the error),
-    and whose flags name the fields in the errors of the library (see in_flags)."""
+    whose flags name the fields in the errors of the library (see in_flags), and which takes
+    every negative number as a value, -1e-06 and -inf too (see NEGATIVE_NUMBER)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER  # argparse's, read by _parse_optional
 
     def error(self, message):
         raise JaxninError(f"{message} (see {self.prog} --help)")
@@ -81,6 +93,15 @@ class ArgumentParser(argparse.ArgumentParser):
                        for action in self._actions
                        if any(f.startswith("--") for f in action.option_strings)})
         return super().parse_args(args, namespace)
+
+
+def path_arg(text: str) -> str:
+    """argparse's type of every argument that names a file or folder: an empty one is refused
+    (it would read as "not given", or as the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file or folder; name one (a "
+                                         "flag left out takes its default)")
+    return text
 
 
 def in_flags(message: str) -> str:
@@ -114,8 +135,8 @@ def add_flags(parser, defaults, *, help_overrides: Mapping[str, str] | None = No
         help_text = (help_overrides or {}).get(name, meta["help"])
         shown = getattr(defaults, name)
         kind = value_type(field)
-        kwargs = {"action": "store_true"} if kind is bool else {"type": kind,
-                                                                  "choices": meta["choices"]}
+        kwargs = {"action": "store_true"} if kind is bool else {
+            "type": path_arg if meta.get("path") else kind, "choices": meta["choices"]}
         parser.add_argument(*(aliases or {}).get(name, ()), "--" + name.replace("_", "-"),
                             dest=name, default=None,
                             help=help_text + ("" if shown is None else f" (default: {shown})"),
@@ -155,14 +176,16 @@ def initialize_from_flags(args: argparse.Namespace) -> bool:
 class RunOptions:
     """The options of every tool over a finished run (whose folder, RUN_DIR, comes first);
     a tool's own options extend these."""
-    data_dir: str | None = option(None, "where the dataset's files are, if not as in the run")
+    data_dir: str | None = option(None, "where the dataset's files are, if not as in the run",
+                                  path=True)
     seed: int | None = option(None, "for a run of several seeds (--seeds K): which seed's "
                               "model [the first]", within=SEED)
 
 
 def add_run_flags(parser, options: RunOptions = RunOptions()) -> None:
     """RUN_DIR, then a flag per option of `options` (RunOptions or a tool's extension of it)."""
-    parser.add_argument("run_dir", help="a finished run's workdir (it holds run.json)")
+    parser.add_argument("run_dir", type=path_arg,
+                        help="a finished run's workdir (it holds run.json)")
     add_flags(parser, options)
 
 

@@ -55,7 +55,7 @@ class ExportOptions(RunOptions):
     """export_onnx's options, beside RUN_DIR."""
     checkpoint: str = option("best_loss", "which checkpoint to export",
                              choices=("latest", *BEST_BY))
-    out: str | None = option(None, "where to write the model [RUN_DIR/model.onnx]")
+    out: str | None = option(None, "where to write the model [RUN_DIR/model.onnx]", path=True)
     batch: int = option(64, "test images the export is checked on", within=COUNT)
     tolerance: float = option(TOLERANCE, "largest max abs logit difference accepted",
                               within=POSITIVE)

@@ -51,16 +51,18 @@ SEED = Range(0, 2**32 - 1)  # what jax.random.PRNGKey and NumPy's generators tak
 
 def option(default: Any = None, help: str = "", *, flag: bool = True,
            choices: tuple | None = None, within: Range | None = None,
-           convert: Callable[[Any], Any] | None = None,
+           convert: Callable[[Any], Any] | None = None, path: bool = False,
            default_factory: Callable[[], Any] | None = None) -> Any:
     """A dataclass field with its meaning (`help`) and the values it may take.
 
     `choices` lists the allowed values; `within` bounds a number (None is always allowed where
     the annotation allows it). `flag=False` keeps the field off the command line. `convert`
-    maps a typed flag value to the stored one (`--resize 0` to None).
+    maps a typed flag value to the stored one (`--resize 0` to None). `path=True` says the
+    value names a file or folder: its flag refuses an empty one (jaxnin.cli.path_arg), which
+    would otherwise read as "not given" or as the current folder.
     """
     metadata = {"help": help, "flag": flag, "choices": choices, "within": within,
-                "convert": convert, "option": True}
+                "convert": convert, "path": path, "option": True}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

@@ -82,6 +82,9 @@ def test_checksum_mismatch_is_named(shared_data, tmp_path):
     (["--lr", "-0.1"], "--lr must be above 0"),
     (["--lr", "inf"], "--lr must be a finite number"),
     (["--lr", "nan"], "--lr must be a finite number"),
+    (["--lr", "-inf"], "--lr must be a finite number"),  # a value, not an unknown flag
+    (["--workdir", ""], "argument --workdir: an empty path names no file or folder"),
+    (["--data-dir", ""], "argument --data-dir: an empty path names no file or folder"),
     (["--momentum", "5"], "--momentum must be in [0, 1)"),
     (["--momentum", "-0.5"], "--momentum must be in [0, 1)"),
     (["--gamma", "0"], "--gamma must be in (0, 1], got 0.0"),  # a constant lr: no advice
@@ -116,6 +119,21 @@ def test_unknown_model_is_one_line(capsys):
     from jaxnin.cli import run_main
     one_error_line(run_main(summary.main, ["resnet50"]), capsys.readouterr().err,
                    "invalid choice: 'resnet50'")
+
+
+@pytest.mark.parametrize("out, needles", [
+    ("grid.txt", ["matplotlib cannot write .txt files", ".png", ".pdf", ".svg"]),
+    ("folder", ["is a folder", "predictions.png"]),
+])
+def test_predict_refuses_an_out_it_cannot_write_before_any_work(out, needles, tmp_path, capsys):
+    """Before the run is even opened (this one does not exist): not after the predictions, and
+    not by writing somewhere else (matplotlib adds .png to a folder's name)."""
+    from jaxnin.cli import run_main
+    from jaxnin.experiments import predict
+    (tmp_path / "folder").mkdir()
+    code = run_main(predict.main, [str(tmp_path / "no-run"), "--out", str(tmp_path / out)])
+    one_error_line(code, capsys.readouterr().err, f"--out {tmp_path / out}", *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
 def test_vgg_names_its_minimum_input(shared_data, fashion, data_cache, tmp_path, capsys):

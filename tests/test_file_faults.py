@@ -135,6 +135,21 @@ def test_predict_whose_write_fails_is_one_line(trained, tmp_path, monkeypatch, c
     one_error_line(code, capsys.readouterr().err, "Read-only file system", "--out")
 
 
+@pytest.mark.parametrize("name, magic, said", [
+    ("grid", b"\x89PNG", " (as PNG: the name has no suffix)"),  # not grid.png beside it
+    ("grid.PDF", b"%PDF", ""),
+])
+def test_predict_writes_the_out_it_names_in_its_suffix_format(name, magic, said, trained,
+                                                              tmp_path, monkeypatch, capsys):
+    workdir = copy_of(trained, tmp_path, monkeypatch)
+    out = tmp_path / "grids" / name
+    out.parent.mkdir()
+    assert cli.run_main(predict.main, [str(workdir), "--count", "2", "--out", str(out)]) == 0
+    assert [p.name for p in out.parent.iterdir()] == [name]
+    assert out.read_bytes()[:len(magic)] == magic
+    assert capsys.readouterr().out.rstrip().endswith(f"grid written to {out}{said}")
+
+
 def test_a_write_that_fails_keeps_its_own_error_not_the_cleanups(tmp_path, monkeypatch):
     """On a read-only folder the temporary file is never made and cannot be unlinked either:
     the error that reaches the caller (export's one line) is the write's."""

@@ -1,11 +1,14 @@
 """Every option's range is declared once, on the option, and every command checks it: this
 walks all options of all commands (the recipes', the tools' and the bench's measurement
-scripts') with values just outside each declared range, every numeric flag of every command
-must have a declared range, and every entry point under jaxnin/ and experiments/ is walked."""
+scripts') with values just outside each declared range (an empty path for a path), every
+numeric flag of every command must have a declared range, every flag taking text must be a
+path or say why not, and every entry point under jaxnin/ and experiments/ is walked."""
+import argparse
 import ast
 import dataclasses
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from experiments.bench import (cpu_convolutions, cpu_flags, cpu_levers, cpu_roun
                                lenet_conv_probe, lenet_cpu_epoch, nin_kernels)
 from jaxnin import export_onnx, summary
 from jaxnin.data import make_sample_clips
-from jaxnin.cli import DistributedOptions, in_flags, initialize_from_flags, options_from
+from jaxnin.cli import DistributedOptions, in_flags, initialize_from_flags, options_from, path_arg
 from jaxnin.errors import JaxninError
 from jaxnin.experiments import (fashion_nin, fashion_vgg, mnist_lenet, nin_ablation, predict,
                                 video_nin)
@@ -59,10 +62,20 @@ SCRIPTS = {
 }
 WORK = "run"
 UNBOUNDED = {"head_bias"}  # NiN's initial bias: any real number
+# Flags taking text that names no file or folder: lists of names, a shape, an address.
+NOT_PATHS = {"batch_sizes", "compile_mode", "coordinator", "dtypes", "input_shape", "models",
+             "parts", "precisions", "runs", "set", "torch_variants", "tta_recipes", "variants"}
+
+
+def ranged(field) -> bool:
+    return field.metadata["within"] is not None or field.metadata["path"]
 
 
 def outside(field) -> list:
-    """Values just outside the field's declared range (and NaN for a float)."""
+    """Values just outside the field's declared range (and NaN for a float); for a path, the
+    empty one (which must not read as "not given")."""
+    if field.metadata["path"]:
+        return [""]
     within, kind = field.metadata["within"], value_type(field)
     step = 1 if kind is int else 1e-6
     values = []
@@ -77,7 +90,7 @@ def out_of_range(classes):
     """(field name, value) for each value just outside each declared range of `classes`."""
     for cls in classes:
         for field in flag_fields(cls):
-            if field.metadata["within"] is None:
+            if not ranged(field):
                 continue
             convert = field.metadata["convert"] or (lambda v: v)
             for value in outside(field):
@@ -94,17 +107,25 @@ def flag_of(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def typed(field: str, value) -> str:
-    # --flag=value: argparse takes "-1e-06" after a space for a flag, not a number
-    return f"{flag_of(field)}={value!r}"
+def typed(field: str, value) -> list[str]:
+    # after a space, as typed most often: -1e-06 and -inf must reach the range as values
+    return [flag_of(field), str(value)]
+
+
+def names_the_flag(said: str, flag: str) -> bool:
+    """The range's words (--gamma 0 has its own, which says what to do instead), or, for an
+    empty path, argparse's words for what path_arg refuses (naming the flag's aliases too);
+    not any argparse error ("expected one argument" is no refusal of the value)."""
+    return "\n" not in said and (f"{flag} must be" in said or said.startswith(f"{flag} ") or
+                                 re.match(rf"argument (\S+/)?{flag}: an empty path ", said)
+                                 is not None)
 
 
 def refused(call, field: str) -> None:
     with pytest.raises(JaxninError) as refusal:
         call()
-    said, flag = in_flags(str(refusal.value)), flag_of(field)
-    # "must be": the range's words (--gamma 0 has its own, which says what to do instead)
-    assert (f"{flag} must be" in said or said.startswith(f"{flag} ")) and "\n" not in said, said
+    said = in_flags(str(refusal.value))
+    assert names_the_flag(said, flag_of(field)), said
 
 
 @pytest.mark.parametrize("command, field, value", [
@@ -112,7 +133,7 @@ def refused(call, field: str) -> None:
     for name, command in COMMANDS.items() for field, value in out_of_range(recipe_classes(command))])
 def test_a_value_outside_a_declared_range_is_refused_naming_the_flag(command, field, value):
     def start():
-        args = command.parser().parse_args([typed(field, value)])
+        args = command.parser().parse_args(typed(field, value))
         command.config(args)
         initialize_from_flags(args)  # as the command does, before anything touches a device
     refused(start, field)
@@ -123,7 +144,7 @@ def test_a_value_outside_a_declared_range_is_refused_naming_the_flag(command, fi
     for tool, (_, _, classes, _) in TOOLS.items() for field, value in out_of_range(classes)])
 def test_a_tool_refuses_a_value_outside_a_declared_range_before_any_work(tool, field, value):
     main, _, _, later = TOOLS[tool]
-    refused(lambda: main([*later, typed(field, value)]), field)
+    refused(lambda: main([*later, *typed(field, value)]), field)
 
 
 def work_started(*args, **kwargs):
@@ -137,9 +158,9 @@ def test_a_script_refuses_a_value_outside_a_declared_range_before_any_work(scrip
                                                                             monkeypatch):
     monkeypatch.setattr(script, WORK, work_started)  # a script that checks too late fails here
     with pytest.raises(JaxninError) as refusal:
-        script.main([typed(field, value)])
+        script.main(typed(field, value))
     said = in_flags(str(refusal.value))
-    assert said.startswith(f"{flag_of(field)} must be ") and "\n" not in said, said
+    assert names_the_flag(said, flag_of(field)), said
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda script: script.__name__)
@@ -228,6 +249,43 @@ def parsers():
             yield name, parser, classes + ([model_class("nin")] if name == "summary" else [])
     for script, classes in SCRIPTS.items():
         yield script.__name__, script.parser(), classes
+
+
+def test_every_flag_taking_text_is_a_path_or_says_why_not():
+    """A path is declared (option(path=True), or type=path_arg by hand) so that an empty one is
+    refused; a new flag taking text must be one, or be added to NOT_PATHS."""
+    for name, parser, _ in parsers():
+        for action in parser._actions:
+            if (action.nargs != 0 and not action.choices and action.type in (None, str)
+                    and not isinstance(action, argparse._HelpAction)):
+                assert action.dest in NOT_PATHS, (name, action.dest)
+
+
+@pytest.mark.parametrize("name, parser, action", [
+    pytest.param(name, parser, action, id=f"{name.rsplit('.', 1)[-1]}-{action.dest}")
+    for name, parser, _ in parsers() for action in parser._actions if action.type is path_arg])
+def test_every_path_argument_refuses_an_empty_one_naming_it(name, parser, action):
+    """The walk above reaches the declared options; this also the paths declared by hand
+    (--workdir, --from, RUN_DIR, ...), each given as an empty string."""
+    argv = [action.option_strings[-1], ""] if action.option_strings else [""]
+    with pytest.raises(JaxninError) as refusal:
+        parser.parse_args(argv)
+    said = str(refusal.value)
+    named = "/".join(action.option_strings) or action.dest
+    assert said.startswith(f"argument {named}: an empty path") and "\n" not in said, said
+
+
+@pytest.mark.parametrize("value", ["-inf", "-Infinity", "-nan", "-1e-06", "-.5"])
+def test_a_negative_value_after_a_space_is_a_value_not_a_flag(value):
+    """`--lr -inf` reaches the range's check (argparse alone took it for an unknown flag:
+    "expected one argument")."""
+    command = COMMANDS["mnist_lenet"]
+    refused(lambda: command.config(command.parser().parse_args(["--lr", value])), "lr")
+
+
+def test_seed_table_refuses_a_run_named_without_its_folder():
+    with pytest.raises(JaxninError, match="'x=' names no run folder"):
+        seed_table.main(["x="])
 
 
 def test_every_numeric_flag_of_every_command_declares_a_range():

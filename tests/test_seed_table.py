@@ -48,3 +48,30 @@ def test_two_runs_of_one_name_are_refused_naming_both_folders(tmp_path, capsys):
         assert run_main(seed_table.main, specs) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{a} and {b}" in err and "NAME=RUN_DIR" in err, err
+
+
+@pytest.mark.parametrize("damage, said", [
+    ("unfinished", "has no results yet, which are written when its last epoch ends: finish it "
+                   "by running its command again with --resume"),
+    ("no run.json", "run.json cannot be read (No such file or directory)"),
+    ("not JSON", "run.json is damaged"),
+    ("no epoch", "history.json records no epoch"),
+])
+def test_an_unfinished_or_damaged_run_is_one_line_saying_what_is_missing(damage, said, tmp_path,
+                                                                         capsys):
+    folder = finished_run(tmp_path / "run", [0, 1], [1.0, 0.9], [0, 0])
+    record = folder / "run.json"
+    if damage == "unfinished":  # as fit leaves it before the last epoch ends
+        record.write_text(json.dumps({"config": {"model": "nin"}}))
+    elif damage == "no run.json":
+        record.unlink()
+    elif damage == "not JSON":
+        record.write_bytes(b"\xff{")
+    else:
+        (folder / "history.json").write_text("[]")
+    from jaxnin.cli import run_main
+
+    assert run_main(seed_table.main, [f"x={folder}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{folder} holds no finished run: " in err, err
+    assert said in err and "'results'" not in err, err

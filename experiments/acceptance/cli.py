@@ -47,11 +47,13 @@ class AcceptanceOptions:
                                     "does not fit are skipped and named [no limit]",
                                     within=POSITIVE)
     data_dir: str | None = option(None, "folder with fashion_mnist/ and mnist/, four .gz files "
-                                  "each [$JAXNIN_DATA_DIR]")
-    out: str = option("experiments", "where records go")
-    scratch: str = option("runs/acceptance", "training workdirs (checkpoints), never packed")
+                                  "each [$JAXNIN_DATA_DIR]", path=True)
+    out: str = option("experiments", "where records go", path=True)
+    scratch: str = option("runs/acceptance", "training workdirs (checkpoints), never packed",
+                          path=True)
     archive: str | None = option(None, "after every run, pack this call's records into this "
-                                 ".tar.gz (at most 16 MiB; unpack with tar -xzf ARCHIVE -C OUT)")
+                                 ".tar.gz (at most 16 MiB; unpack with tar -xzf ARCHIVE -C OUT)",
+                                 path=True)
     tiny: bool = option(False, "CPU sizes and one run of each kind, for tests")
     redo: bool = option(False, "rerun runs already recorded for this device kind")
 

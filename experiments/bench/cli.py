@@ -526,7 +526,7 @@ class BenchOptions:
     in_process: bool = option(False, "measure jaxnin in this process, not one child per job (CPU "
                               "runs and tests; on a GPU, JAX would hold the memory PyTorch "
                               "needs)")
-    out: str = option("experiments/bench", "output folder")
+    out: str = option("experiments/bench", "output folder", path=True)
     # --set FIELD=VALUE, repeatable: any TrainConfig field, for every run (its own flag below).
     set: tuple[str, ...] = option((), "run-config overrides FIELD=VALUE", flag=False)
 

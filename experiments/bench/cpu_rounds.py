@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from jaxnin.cli import command_parser, options_from, run_main
+from jaxnin.cli import command_parser, options_from, path_arg, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import option
 
@@ -66,7 +66,8 @@ class RoundsOptions:
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("python -m experiments.bench.cpu_rounds", __doc__, RoundsOptions())
-    p.add_argument("dir", help="the folder that holds round*/ (each with recipes/, ynnpack/, "
+    p.add_argument("dir", type=path_arg,
+                   help="the folder that holds round*/ (each with recipes/, ynnpack/, "
                    "eigen/ and vgg.jsonl)")
     return p
 

@@ -99,10 +99,10 @@ def markdown(rows: list[dict], argv: list[str]) -> str:
 @dataclasses.dataclass(frozen=True)
 class FirstEpochOptions:
     """The command line, each number with its range."""
-    data_dir: str | None = option(None, "where the datasets are [$JAXNIN_DATA_DIR]")
+    data_dir: str | None = option(None, "where the datasets are [$JAXNIN_DATA_DIR]", path=True)
     repeats: int = option(2, "runs of each side", within=COUNT)
     out: str | None = option(None, "write the table here too (Markdown), and its rows beside "
-                             "it (.json)")
+                             "it (.json)", path=True)
 
 
 def parser() -> argparse.ArgumentParser:

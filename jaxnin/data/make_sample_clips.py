@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnin import files
-from jaxnin.cli import command_parser, options_from, run_main
+from jaxnin.cli import command_parser, options_from, path_arg, run_main
 from jaxnin.data.dataset import scratch_beside
 from jaxnin.errors import JaxninError
 from jaxnin.options import SEED, Range, option
@@ -185,7 +185,7 @@ class SampleClipOptions:
 
 def parser() -> argparse.ArgumentParser:
     p = command_parser("python -m jaxnin.data.make_sample_clips", __doc__, SampleClipOptions())
-    p.add_argument("out_dir", help="a new folder for the clips")
+    p.add_argument("out_dir", type=path_arg, help="a new folder for the clips")
     return p
 
 

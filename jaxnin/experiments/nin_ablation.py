@@ -77,7 +77,8 @@ FASHION_IMAGE_SHAPE, FASHION_CLASSES = (28, 28, 1), 10
 class AblationOptions:
     """The ablation's command line."""
     data_dir: str | None = option(None, "folder holding fashion_mnist/ with the four .gz files "
-                                  "(default: $JAXNIN_DATA_DIR, else tfds downloads them)")
+                                  "(default: $JAXNIN_DATA_DIR, else tfds downloads them)",
+                                  path=True)
     seeds: int | None = option(None, "seeds per variant [5; 2 with --quick]", within=SEEDS)
     variants: str | None = option(None, "comma-separated subset of "
                                   + ",".join(v.key for v in VARIANTS) + " [all]")
@@ -86,10 +87,11 @@ class AblationOptions:
     costs_only: bool = option(False, "train nothing: compile one step of each variant and write "
                               "costs.md (params, FLOPs, step memory)")
     workdir: str | None = option(None, "where each variant's run goes "
-                                 "[runs/nin_ablation or runs/nin_ablation_quick]")
+                                 "[runs/nin_ablation or runs/nin_ablation_quick]", path=True)
     out: str | None = option(None, "table, plots and JSON [experiments/nin_ablation; with "
                              "--quick, results/ in --workdir, so runs/nin_ablation_quick/results: "
-                             "pass --out experiments/nin_ablation/quick to refresh the kept one]")
+                             "pass --out experiments/nin_ablation/quick to refresh the kept one]",
+                             path=True)
 
 
 def main(argv) -> int:

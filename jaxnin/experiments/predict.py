@@ -4,6 +4,10 @@
 
 Prints `predicted: "X", actual: "Y"` for the first N test images, with class names, and writes
 RUN_DIR/predictions.png: the images titled with both labels, wrong predictions in red.
+
+--out FILE writes the grid there instead, in the format its suffix names (.png, .pdf, .svg,
+.jpg, ...: whatever matplotlib writes here); a FILE with no suffix is written as PNG under
+exactly that name. A folder, or a suffix matplotlib cannot write, is refused before any work.
 """
 import dataclasses
 import os
@@ -15,7 +19,7 @@ import numpy as np
 from jaxnin.cli import RunOptions, add_run_flags, command_parser, options_from, run_main
 from jaxnin.errors import JaxninError
 from jaxnin.options import COUNT, option
-from jaxnin.report.plots import prediction_grid
+from jaxnin.report.plots import image_formats, prediction_grid
 from jaxnin.runs import load_run, predict
 
 # Seed 002 reloads the best-accuracy model; runs that only track loss fall back to it.
@@ -30,13 +34,16 @@ class PredictOptions(RunOptions):
     """predict's options, beside RUN_DIR."""
     count: int = option(20, f"how many test images to predict and print (at most {GRID_MAX} "
                         "are drawn)", within=COUNT)
-    out: str | None = option(None, "PNG path [RUN_DIR/predictions.png]")
+    out: str | None = option(None, "the grid's file, its format by its suffix (PNG where it "
+                             "has none; a folder is refused) [RUN_DIR/predictions.png]",
+                             path=True)
 
 
 def main(argv) -> int:
     args = _parser().parse_args(argv)
     options = options_from(PredictOptions, args)
     out = Path(options.out) if options.out else Path(args.run_dir) / "predictions.png"
+    image_format = _format_of(out)  # before any work: a grid that cannot be written is not made
     run = load_run(args.run_dir, options.seed, options.data_dir)
     if not out.parent.is_dir():  # said before predicting, not after
         _cannot_write(out, f"{out.parent} is not a folder")
@@ -53,12 +60,31 @@ def main(argv) -> int:
         print(f'predicted: "{run.class_names[pred]}", actual: "{run.class_names[true]}"')
     drawn = min(count, GRID_MAX)
     try:
-        prediction_grid(images[:drawn], predicted[:drawn], actual[:drawn], run.class_names, out)
+        prediction_grid(images[:drawn], predicted[:drawn], actual[:drawn], run.class_names, out,
+                        format=image_format)
     except OSError as err:
         _cannot_write(out, err.strerror or str(err))
     shown = f"the first {drawn} drawn" if drawn < count else "grid"
-    print(f"{int(np.sum(predicted == actual))}/{count} right; {shown} written to {out}")
+    as_png = "" if out.suffix else " (as PNG: the name has no suffix)"
+    print(f"{int(np.sum(predicted == actual))}/{count} right; {shown} written to {out}{as_png}")
     return 0
+
+
+def _format_of(out: Path) -> str:
+    """The image format `out` is written in: its suffix's, PNG without one; a JaxninError for
+    a folder or a suffix matplotlib cannot write (it would fail after the predictions, or
+    write somewhere else: `DIR.png` beside a folder)."""
+    if out.is_dir():
+        raise JaxninError(f"--out {out} is a folder: name the file to write, e.g. "
+                          f"--out {out / 'predictions.png'}")
+    suffix = out.suffix[1:].lower()
+    if not suffix:
+        return "png"
+    formats = image_formats()
+    if suffix not in formats:
+        raise JaxninError(f"--out {out}: matplotlib cannot write .{suffix} files here; end the "
+                          f"name in one of {', '.join('.' + f for f in sorted(formats))}")
+    return suffix
 
 
 def _cannot_write(out: Path, why: str):

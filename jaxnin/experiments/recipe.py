@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from jaxnin.cli import (ArgumentParser, add_distributed_flags, add_flags, given,
-                        initialize_from_flags, interrupt_on_sigterm, run_main)
+                        initialize_from_flags, interrupt_on_sigterm, path_arg, run_main)
 from jaxnin.recipes import RECIPES
 from jaxnin.train.config import TrainConfig, model_options_in_full
 
@@ -152,10 +152,11 @@ class Command:
         bases = parser.add_mutually_exclusive_group()  # each is a whole recipe: one at most
         for variant in self.variants:
             bases.add_argument(f"--{variant.name}", action="store_true", help=variant.help)
-        bases.add_argument("--from", dest="from_run", metavar="RUN",
+        bases.add_argument("--from", dest="from_run", metavar="RUN", type=path_arg,
                            help="start from the config of a run (its run.json, or the folder "
                            "holding it) instead of this recipe's; other flags still override")
-        add("--workdir", help="where checkpoints, history and curves go (default: runs/<name>)")
+        add("--workdir", type=path_arg,
+            help="where checkpoints, history and curves go (default: runs/<name>)")
         add("--resume", action="store_true", help="continue the run in --workdir from its latest "
             "checkpoint (same flags; --epochs may grow, except with --schedule cosine)")
         add("--debug", action="store_true", help="show tracebacks instead of one-line errors")

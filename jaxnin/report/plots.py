@@ -23,6 +23,20 @@ def figure(**kwargs):
     return Figure(**kwargs)
 
 
+def image_formats() -> dict[str, str]:
+    """{suffix: description} of each format a figure can be saved in here, as matplotlib
+    lists them (lower case, without the dot); PGF only where its TeX program is installed
+    (without it matplotlib fails in the middle of the write)."""
+    import shutil
+
+    import matplotlib
+
+    formats = dict(figure().canvas.get_supported_filetypes())
+    if not shutil.which(matplotlib.rcParams["pgf.texsystem"]):
+        formats.pop("pgf", None)
+    return formats
+
+
 def _plot(history, keys, path, ylabel, title) -> Path:
     fig = figure(figsize=(6, 4), dpi=120)
     ax = fig.subplots()
@@ -53,8 +67,12 @@ def _plot(history, keys, path, ylabel, title) -> Path:
 
 
 def prediction_grid(images, predicted, actual, class_names, path: str | Path,
-                    columns: int = 5) -> Path:
-    """A grid of test images titled with predicted and actual class; wrong ones in red."""
+                    columns: int = 5, format: str | None = None) -> Path:
+    """A grid of test images titled with predicted and actual class; wrong ones in red.
+
+    `format` (one of image_formats()) is the file's; without it, the path's suffix says it,
+    and a path with no suffix gets ".png" added (matplotlib's way). With it, the file is
+    written at `path` exactly."""
     rows = -(-len(images) // columns)
     fig = figure(figsize=(2.2 * columns, 2.5 * rows), dpi=100)
     axes = fig.subplots(rows, columns, squeeze=False)
@@ -74,7 +92,7 @@ def prediction_grid(images, predicted, actual, class_names, path: str | Path,
                 spine.set_edgecolor("red")
                 spine.set_linewidth(2.5)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, format=format)
     return Path(path)
 
 

@@ -35,6 +35,8 @@ def named_runs(specs: list[str]) -> dict[str, Path]:
     runs: dict[str, Path] = {}
     for spec in specs:
         name, _, folder = spec.rpartition("=")
+        if not folder:
+            raise JaxninError(f"{spec!r} names no run folder: give NAME=RUN_DIR or RUN_DIR")
         name = name or folder
         if name in runs:
             raise JaxninError(f"two runs are named {name!r}: {runs[name]} and {folder}; give "
@@ -44,15 +46,38 @@ def named_runs(specs: list[str]) -> dict[str, Path]:
 
 
 def read_run(folder: Path) -> dict:
-    """{"seeds", "best", "dead"} of a finished --seeds run's folder."""
+    """{"seeds", "best", "dead"} of a finished --seeds run's folder; a JaxninError saying what
+    is missing or damaged, and what to do, for any other folder."""
+    def refused(what: str):
+        return JaxninError(f"{folder} holds no finished run: {what}")
+
+    record = _json_of(folder / "run.json", refused)
+    if not isinstance(record, dict):
+        raise refused(f"{folder / 'run.json'} is not a jaxnin run record; give a run's workdir")
+    results = record.get("results")
+    if results is None:
+        raise refused("its run.json has no results yet, which are written when its last epoch "
+                      "ends: finish it by running its command again with --resume")
+    history = _json_of(folder / "history.json", refused)
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+        raise refused(f"{folder / 'history.json'} records no epoch")
     try:
-        results = json.loads((folder / "run.json").read_text())["results"]
-        last = json.loads((folder / "history.json").read_text())[-1]
-    except (OSError, ValueError, KeyError, IndexError) as err:
-        raise JaxninError(f"{folder} holds no finished run (run.json with results and "
-                          f"history.json): {err}") from None
+        seeds, best = results["seeds"], results["best_test_acc_per_seed"]
+    except (KeyError, TypeError):
+        raise refused(f"the results in {folder / 'run.json'} lack each seed's best accuracy "
+                      "(written by an older jaxnin?)") from None
+    last = history[-1]
     dead = last.get("per_seed", {}).get("dead_classes", [last.get("dead_classes", 0)])
-    return {"seeds": results["seeds"], "best": results["best_test_acc_per_seed"], "dead": dead}
+    return {"seeds": seeds, "best": best, "dead": dead}
+
+
+def _json_of(path: Path, refused):
+    try:
+        return json.loads(path.read_text())
+    except OSError as err:
+        raise refused(f"{path} cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # not UTF-8, or not JSON
+        raise refused(f"{path} is damaged ({err})") from None
 
 
 def row(name: str, run: dict, reach: float) -> list[str]:

@@ -62,7 +62,7 @@ class TrainConfig(metaclass=Documented):
                           "ImageDataset's name)", flag=False)
     data_dir: str | None = option(None, "folder holding <dataset>/ with the four MNIST-format "
                                   ".gz files (default: $JAXNIN_DATA_DIR, else tfds downloads "
-                                  "them)")
+                                  "them)", path=True)
     data_options: Mapping[str, Any] = option(FROM_RECIPE, "the dataset loader's options (video "
                                              "frames and size)", flag=False)
     epochs: int = option(FROM_RECIPE, "training epochs", within=COUNT)
